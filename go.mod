@@ -1,0 +1,3 @@
+module github.com/evhub/evhub
+
+go 1.26
