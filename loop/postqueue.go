@@ -60,7 +60,16 @@ func (q *PostQueue) Run() int {
 	fns := q.fns
 	q.fns = q.spare[:0]
 	q.mu.Unlock()
-	for i, fn := range fns {
+	i := 0
+	defer func() {
+		if i < len(fns) {
+			// fns[i] panicked: the panic goes on up, but the functions
+			// after it must still run exactly once.
+			q.requeue(fns[i+1:])
+		}
+	}()
+	for ; i < len(fns); i++ {
+		fn := fns[i]
 		fns[i] = nil
 		fn()
 	}
@@ -68,6 +77,22 @@ func (q *PostQueue) Run() int {
 	q.spare = fns[:0] // q.fns now uses the old spare; recycle this one
 	q.mu.Unlock()
 	return len(fns)
+}
+
+// requeue puts rest back at the head of the queue, ahead of later posts,
+// and wakes the loop so that its next iteration runs them.
+func (q *PostQueue) requeue(rest []func()) {
+	if len(rest) == 0 {
+		return
+	}
+	q.mu.Lock()
+	fns := make([]func(), 0, len(rest)+len(q.fns))
+	fns = append(append(fns, rest...), q.fns...)
+	q.fns = fns
+	q.mu.Unlock()
+	if q.wake != nil {
+		q.wake()
+	}
 }
 
 // Close makes later Posts fail with ErrClosed and runs whatever is still

@@ -1,0 +1,5 @@
+//go:build !gnet && !cev && !evio
+
+package evhub
+
+const defaultBackend = "netpoll"

@@ -1,0 +1,128 @@
+// Package evhub brings gevent's idea to Go: one narrow event-loop
+// interface ([loop.Loop]), several interchangeable loops behind it (the Go
+// runtime's netpoller, gnet, evio, libev through cgo), and one scheduler
+// above it that turns readiness into ordinary blocking Go code:
+// net.Listener, net.Conn and net.PacketConn values that behave exactly like
+// the standard library's, whichever loop carries them.
+//
+// Pick a loop with a build tag (-tags gnet, -tags cev; none means netpoll)
+// or at run time with EVHUB_BACKEND=name, or open one explicitly:
+//
+//	hub, err := evhub.Open("netpoll")
+//	if err != nil { ... }
+//	defer hub.Close()
+//	ln, err := hub.Listen("tcp", "127.0.0.1:0")
+//
+// The package-level Listen, Dial, DialContext and ListenPacket use the
+// default hub ([Default]).
+package evhub
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/evhub/evhub/loop"
+	"github.com/evhub/evhub/scheduler"
+
+	// The portable default backend is always compiled in.
+	_ "github.com/evhub/evhub/backends/netpoll"
+)
+
+// Hub is a running event loop with the sockets built on it. See
+// scheduler.Hub.
+type Hub = scheduler.Hub
+
+// EnvBackend is the environment variable that overrides the default
+// backend at run time.
+const EnvBackend = "EVHUB_BACKEND"
+
+// Backends returns the names of the compiled-in backends, sorted.
+func Backends() []string { return loop.Names() }
+
+// DefaultBackend is the backend the default hub uses: EVHUB_BACKEND if
+// set, else the one chosen by build tag (netpoll without a tag).
+func DefaultBackend() string {
+	if name := os.Getenv(EnvBackend); name != "" {
+		return name
+	}
+	return defaultBackend
+}
+
+// Open starts a new hub on the named backend. An unknown name is an error
+// (a *loop.UnknownBackendError) that lists the compiled-in backends.
+func Open(backend string) (*Hub, error) {
+	l, err := loop.Open(backend)
+	if err != nil {
+		return nil, err
+	}
+	h, err := scheduler.New(l)
+	if err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("evhub: open %s: %w", backend, err)
+	}
+	return h, nil
+}
+
+var (
+	defaultOnce sync.Once
+	defaultHub  *Hub
+	defaultErr  error
+)
+
+// DefaultHub returns the process-wide default hub, opening it on first use
+// on [DefaultBackend], and the error if it could not be opened (for
+// instance, EVHUB_BACKEND names a backend that is not compiled in).
+func DefaultHub() (*Hub, error) {
+	defaultOnce.Do(func() {
+		defaultHub, defaultErr = Open(DefaultBackend())
+		if defaultErr != nil {
+			defaultErr = fmt.Errorf("evhub: default hub (%s=%q): %w", EnvBackend, os.Getenv(EnvBackend), defaultErr)
+		}
+	})
+	return defaultHub, defaultErr
+}
+
+// Default returns the process-wide default hub, or nil if it could not be
+// opened; [DefaultHub] says why, and the package-level functions return
+// that error.
+func Default() *Hub {
+	h, _ := DefaultHub()
+	return h
+}
+
+// Listen announces on the default hub, like net.Listen.
+func Listen(network, address string) (net.Listener, error) {
+	h, err := DefaultHub()
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	return h.Listen(network, address)
+}
+
+// Dial connects through the default hub, like net.Dial.
+func Dial(network, address string) (net.Conn, error) {
+	return DialContext(context.Background(), network, address)
+}
+
+// DialContext connects through the default hub, like
+// net.Dialer.DialContext.
+func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	h, err := DefaultHub()
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	return h.DialContext(ctx, network, address)
+}
+
+// ListenPacket announces a datagram socket on the default hub, like
+// net.ListenPacket.
+func ListenPacket(network, address string) (net.PacketConn, error) {
+	h, err := DefaultHub()
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	return h.ListenPacket(network, address)
+}

@@ -1,0 +1,289 @@
+package scheduler
+
+import (
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// conn is the part every hub socket shares: net.Conn's methods with the
+// standard library's error values.
+type conn struct {
+	fd *netFD
+}
+
+func (c *conn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.fd.net, Source: c.fd.laddr, Addr: c.fd.raddr, Err: err}
+}
+
+// Read implements net.Conn.
+func (c *conn) Read(b []byte) (int, error) {
+	n, err := c.fd.Read(b)
+	if err != nil && err != ioEOF {
+		err = c.opErr("read", err)
+	}
+	return n, err
+}
+
+// Write implements net.Conn.
+func (c *conn) Write(b []byte) (int, error) {
+	n, err := c.fd.Write(b)
+	if err != nil {
+		err = c.opErr("write", err)
+	}
+	return n, err
+}
+
+// Close implements net.Conn: every blocked call returns net.ErrClosed.
+func (c *conn) Close() error {
+	if err := c.fd.Close(); err != nil {
+		return c.opErr("close", err)
+	}
+	return nil
+}
+
+// LocalAddr implements net.Conn.
+func (c *conn) LocalAddr() net.Addr { return c.fd.laddr }
+
+// RemoteAddr implements net.Conn.
+func (c *conn) RemoteAddr() net.Addr { return c.fd.raddr }
+
+// SetDeadline implements net.Conn.
+func (c *conn) SetDeadline(t time.Time) error { return c.setDeadline(t, true, true) }
+
+// SetReadDeadline implements net.Conn.
+func (c *conn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true, false) }
+
+// SetWriteDeadline implements net.Conn.
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
+
+func (c *conn) setDeadline(t time.Time, r, w bool) error {
+	if err := c.fd.setDeadline(t, r, w); err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// SetReadBuffer sets SO_RCVBUF.
+func (c *conn) SetReadBuffer(bytes int) error { return c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes) }
+
+// SetWriteBuffer sets SO_SNDBUF.
+func (c *conn) SetWriteBuffer(bytes int) error {
+	return c.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes)
+}
+
+func (c *conn) setsockopt(level, opt, v int) error {
+	err := c.fd.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, level, opt, v))
+	})
+	if err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// SyscallConn returns a raw network connection whose Read and Write wait
+// on the hub.
+func (c *conn) SyscallConn() (syscall.RawConn, error) { return &rawConn{c.fd}, nil }
+
+// CloseRead shuts down the reading side.
+func (c *conn) CloseRead() error {
+	if err := c.fd.shutdown(unix.SHUT_RD); err != nil {
+		return c.opErr("close", err)
+	}
+	return nil
+}
+
+// CloseWrite shuts down the writing side: the peer reads io.EOF.
+func (c *conn) CloseWrite() error {
+	if err := c.fd.shutdown(unix.SHUT_WR); err != nil {
+		return c.opErr("close", err)
+	}
+	return nil
+}
+
+// TCPConn is a TCP connection on a hub; it has the methods of
+// *net.TCPConn that make sense on a hub socket.
+type TCPConn struct{ conn }
+
+// SetNoDelay controls Nagle's algorithm (on by default, as in net).
+func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	return c.setsockopt(unix.IPPROTO_TCP, unix.TCP_NODELAY, boolint(noDelay))
+}
+
+// SetKeepAlive enables TCP keep-alive probes.
+func (c *TCPConn) SetKeepAlive(keepalive bool) error {
+	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
+}
+
+// SetKeepAlivePeriod sets the idle time and interval of keep-alive
+// probes, rounded up to whole seconds.
+func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	secs := int((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	err := c.fd.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", setKeepAlivePeriod(fd, secs))
+	})
+	if err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// SetLinger sets SO_LINGER as *net.TCPConn.SetLinger does.
+func (c *TCPConn) SetLinger(sec int) error {
+	l := unix.Linger{}
+	if sec >= 0 {
+		l.Onoff = 1
+		l.Linger = int32(sec)
+	}
+	err := c.fd.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
+	})
+	if err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+func boolint(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// UnixConn is a unix-domain connection (stream or datagram) on a hub.
+type UnixConn struct{ packetConn }
+
+// UDPConn is a UDP socket on a hub.
+type UDPConn struct{ packetConn }
+
+// packetConn adds net.PacketConn's methods to conn.
+type packetConn struct{ conn }
+
+// ReadFrom implements net.PacketConn.
+func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, sa, err := c.fd.recvfrom(b)
+	if err != nil {
+		return n, nil, c.opErr("read", err)
+	}
+	var addr net.Addr
+	if sa != nil {
+		kind, _ := classify(c.fd.net)
+		addr = sockaddrToAddr(kind, c.fd.sotype, sa)
+	}
+	return n, addr, nil
+}
+
+// WriteTo implements net.PacketConn.
+func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.fd.raddr != nil {
+		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: net.ErrWriteToConnected}
+	}
+	if addr == nil {
+		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: nil, Err: errMissingAddress}
+	}
+	sa, ok := addrSockaddr(c.fd.family, addr)
+	if !ok {
+		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: syscall.EINVAL}
+	}
+	n, err := c.fd.sendto(b, sa)
+	if err != nil {
+		return n, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: err}
+	}
+	return n, nil
+}
+
+// rawConn implements syscall.RawConn over a hub socket.
+type rawConn struct{ fd *netFD }
+
+func (r *rawConn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: r.fd.net, Source: r.fd.laddr, Addr: r.fd.raddr, Err: err}
+}
+
+func (r *rawConn) Control(f func(fd uintptr)) error {
+	err := r.fd.control(func(fd int) error { f(uintptr(fd)); return nil })
+	if err != nil {
+		return r.opErr("raw-control", err)
+	}
+	return nil
+}
+
+func (r *rawConn) Read(f func(fd uintptr) bool) error {
+	if err := r.fd.readLock(); err != nil {
+		return r.opErr("raw-read", err)
+	}
+	defer r.fd.readUnlock()
+	if err := r.fd.pd.prepare(modeRead); err != nil {
+		return r.opErr("raw-read", err)
+	}
+	for !f(uintptr(r.fd.sysfd())) {
+		if err := r.fd.pd.wait(modeRead); err != nil {
+			return r.opErr("raw-read", err)
+		}
+	}
+	return nil
+}
+
+func (r *rawConn) Write(f func(fd uintptr) bool) error {
+	if err := r.fd.writeLock(); err != nil {
+		return r.opErr("raw-write", err)
+	}
+	defer r.fd.writeUnlock()
+	if err := r.fd.pd.prepare(modeWrite); err != nil {
+		return r.opErr("raw-write", err)
+	}
+	for !f(uintptr(r.fd.sysfd())) {
+		if err := r.fd.pd.wait(modeWrite); err != nil {
+			return r.opErr("raw-write", err)
+		}
+	}
+	return nil
+}
+
+// Listener is a stream listener (tcp or unix) on a hub.
+type Listener struct {
+	fd   *netFD
+	kind netKind
+}
+
+// Accept waits for and returns the next connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	s, rsa, err := l.fd.accept()
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: l.fd.net, Source: nil, Addr: l.fd.laddr, Err: err}
+	}
+	c, err := l.fd.pd.h.newConn(s, l.fd.family, l.fd.sotype, l.fd.net, l.kind, rsa)
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: l.fd.net, Source: nil, Addr: l.fd.laddr, Err: err}
+	}
+	return c, nil
+}
+
+// Close stops listening; a blocked Accept returns net.ErrClosed.
+func (l *Listener) Close() error {
+	if err := l.fd.Close(); err != nil {
+		return &net.OpError{Op: "close", Net: l.fd.net, Source: nil, Addr: l.fd.laddr, Err: err}
+	}
+	return nil
+}
+
+// Addr returns the listening address.
+func (l *Listener) Addr() net.Addr { return l.fd.laddr }
+
+// SetDeadline sets the deadline for Accept.
+func (l *Listener) SetDeadline(t time.Time) error {
+	if err := l.fd.setDeadline(t, true, true); err != nil {
+		return &net.OpError{Op: "set", Net: l.fd.net, Source: nil, Addr: l.fd.laddr, Err: err}
+	}
+	return nil
+}
+
+// SyscallConn returns a raw connection for the listening socket.
+func (l *Listener) SyscallConn() (syscall.RawConn, error) { return &rawConn{l.fd}, nil }

@@ -1,0 +1,305 @@
+package scheduler
+
+import (
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// The scheduler's one wait primitive. A pollDesc holds, per fd and per
+// direction, the state that Go's internal/poll pollDesc keeps in the
+// runtime: whether readiness has been seen since the last wait, whether a
+// goroutine is parked, and the deadline. Every socket type waits through
+// it. See the package doc for why it is built this way.
+
+const (
+	modeRead  = 0
+	modeWrite = 1
+)
+
+// waitSide states.
+const (
+	stIdle    uint32 = iota // nothing seen, nobody parked
+	stReady                 // readiness seen since the last wait
+	stWaiting               // a goroutine is parked
+)
+
+var clockBase = time.Now()
+
+// mono is a monotonic clock in nanoseconds.
+func mono() int64 { return int64(time.Since(clockBase)) }
+
+type waitSide struct {
+	state atomic.Uint32
+	// wake carries wake-ups to the parked goroutine: readiness, an expired
+	// deadline, Close. Stale tokens only cause a spurious re-check.
+	wake chan struct{}
+	// dl: 0 no deadline, -1 expired, else mono() nanoseconds.
+	dl    atomic.Int64
+	mu    sync.Mutex // guards timer
+	timer *time.Timer
+}
+
+func (s *waitSide) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ready records readiness; called on the loop goroutine.
+func (s *waitSide) ready() {
+	if s.state.Swap(stReady) == stWaiting {
+		s.signal()
+	}
+}
+
+func (s *waitSide) setDeadline(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.IsZero() {
+		s.dl.Store(0)
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		return
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		s.dl.Store(-1)
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.signal()
+		return
+	}
+	// dl is computed before the timer starts, so the timer never fires
+	// before dl has passed.
+	s.dl.Store(mono() + int64(d))
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.expire)
+	} else {
+		s.timer.Reset(d)
+	}
+}
+
+func (s *waitSide) expire() {
+	s.mu.Lock()
+	dl := s.dl.Load()
+	expired := dl > 0 && mono() >= dl
+	if expired {
+		s.dl.Store(-1)
+	}
+	s.mu.Unlock()
+	if expired {
+		s.signal()
+	}
+}
+
+func (s *waitSide) stopTimer() {
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+}
+
+// pollDesc is the wait state of one fd.
+type pollDesc struct {
+	h    *Hub
+	fd   int
+	side [2]waitSide
+
+	closing atomic.Bool
+	// fatal is an error from registering the fd on the loop; waits return it.
+	fatal atomic.Pointer[error]
+	// requested is set once the edge registration has been posted.
+	requested atomic.Bool
+
+	// Loop goroutine only.
+	w     loop.IOWatcher
+	armed loop.Events
+	dead  bool
+}
+
+func (pd *pollDesc) init(h *Hub, fd int) {
+	pd.h = h
+	pd.fd = fd
+	pd.side[0].wake = make(chan struct{}, 1)
+	pd.side[1].wake = make(chan struct{}, 1)
+}
+
+
+// prepare fails fast on a closed fd or an expired deadline, before the
+// syscall is tried, as internal/poll does.
+func (pd *pollDesc) prepare(mode int) error {
+	if pd.closing.Load() {
+		return errClosing
+	}
+	if pd.side[mode].dl.Load() < 0 {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// wait parks the calling goroutine until the fd may be ready in mode, the
+// deadline passes, or the fd is closed. A nil return means "retry the
+// syscall", which may again say EAGAIN.
+func (pd *pollDesc) wait(mode int) error {
+	s := &pd.side[mode]
+	for {
+		if pd.closing.Load() {
+			return errClosing
+		}
+		if s.dl.Load() < 0 {
+			return os.ErrDeadlineExceeded
+		}
+		if e := pd.fatal.Load(); e != nil {
+			return *e
+		}
+		if s.state.CompareAndSwap(stReady, stIdle) {
+			return nil
+		}
+		if !s.state.CompareAndSwap(stIdle, stWaiting) {
+			continue
+		}
+		// Closers and deadlines set their flag, then signal: re-checking
+		// after publishing stWaiting closes the lost-wake-up window.
+		if pd.closing.Load() || s.dl.Load() < 0 {
+			s.state.CompareAndSwap(stWaiting, stIdle)
+			continue
+		}
+		if err := pd.arm(mode); err != nil {
+			s.state.CompareAndSwap(stWaiting, stIdle)
+			return err
+		}
+		<-s.wake
+		s.state.CompareAndSwap(stWaiting, stIdle)
+	}
+}
+
+// sleep parks the goroutine for d or until the fd is closed or the mode's
+// deadline passes (Accept's back-off on EMFILE).
+func (pd *pollDesc) sleep(mode int, d time.Duration) error {
+	s := &pd.side[mode]
+	t := time.AfterFunc(d, s.signal)
+	defer t.Stop()
+	deadline := mono() + int64(d)
+	for mono() < deadline {
+		if pd.closing.Load() {
+			return errClosing
+		}
+		if s.dl.Load() < 0 {
+			return os.ErrDeadlineExceeded
+		}
+		<-s.wake
+	}
+	return nil
+}
+
+// arm makes sure the loop will report readiness for mode. With an
+// edge-triggered loop the fd is registered once, on its first wait, and
+// never again; with a level-triggered loop each wait arms the direction
+// and the first event disarms it (one-shot), so an undrained fd nobody
+// waits for cannot make the loop spin.
+func (pd *pollDesc) arm(mode int) error {
+	h := pd.h
+	if h.edge != nil {
+		if pd.requested.Load() || !pd.requested.CompareAndSwap(false, true) {
+			return nil
+		}
+		return h.post(pd.registerEdge)
+	}
+	if mode == modeRead {
+		return h.post(pd.armRead)
+	}
+	return h.post(pd.armWrite)
+}
+
+func (pd *pollDesc) registerEdge() {
+	if pd.dead {
+		return
+	}
+	w, err := pd.h.edge.WatchEdge(pd.fd, loop.Readable|loop.Writable, pd.fire)
+	if err != nil {
+		pd.fail(err)
+		return
+	}
+	pd.w = w
+}
+
+func (pd *pollDesc) armRead()  { pd.armLevel(modeRead, loop.Readable) }
+func (pd *pollDesc) armWrite() { pd.armLevel(modeWrite, loop.Writable) }
+
+func (pd *pollDesc) armLevel(mode int, ev loop.Events) {
+	if pd.dead || pd.armed&ev != 0 || pd.side[mode].state.Load() != stWaiting {
+		return
+	}
+	pd.armed |= ev
+	var err error
+	if pd.w == nil {
+		pd.w, err = pd.h.loop.Watch(pd.fd, pd.armed, pd.fire)
+	} else {
+		err = pd.w.Modify(pd.armed)
+	}
+	if err != nil {
+		pd.armed &^= ev
+		pd.fail(err)
+	}
+}
+
+func (pd *pollDesc) fail(err error) {
+	pd.fatal.Store(&err)
+	pd.side[0].signal()
+	pd.side[1].signal()
+}
+
+// fire is the watcher callback, on the loop goroutine.
+func (pd *pollDesc) fire(ev loop.Events) {
+	if pd.dead {
+		return
+	}
+	if ev&loop.Readable != 0 {
+		pd.side[modeRead].ready()
+	}
+	if ev&loop.Writable != 0 {
+		pd.side[modeWrite].ready()
+	}
+	if pd.h.edge == nil && pd.armed&ev != 0 {
+		pd.armed &^= ev
+		if err := pd.w.Modify(pd.armed); err != nil {
+			pd.fail(err)
+		}
+	}
+}
+
+// evict wakes every waiter with errClosing; called by Close.
+func (pd *pollDesc) evict() {
+	pd.closing.Store(true)
+	for i := range pd.side {
+		pd.side[i].stopTimer()
+		pd.side[i].signal()
+	}
+}
+
+func (pd *pollDesc) setDeadline(t time.Time, read, write bool) {
+	if read {
+		pd.side[modeRead].setDeadline(t)
+	}
+	if write {
+		pd.side[modeWrite].setDeadline(t)
+	}
+}
+
+// deregister stops the watcher; on the loop goroutine, before the fd is
+// closed, so a reused fd number never receives this watcher's events.
+func (pd *pollDesc) deregister() {
+	pd.dead = true
+	if pd.w != nil {
+		_ = pd.w.Stop()
+		pd.w = nil
+	}
+}

@@ -1,0 +1,49 @@
+//go:build darwin || freebsd || netbsd || openbsd || dragonfly
+
+package scheduler
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// sysSocket opens a non-blocking, close-on-exec socket. These systems lack
+// SOCK_NONBLOCK; ForkLock keeps a concurrent fork from inheriting it.
+func sysSocket(family, sotype, proto int) (int, error) {
+	syscall.ForkLock.RLock()
+	s, err := unix.Socket(family, sotype, proto)
+	if err == nil {
+		unix.CloseOnExec(s)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetNonblock(s, true); err != nil {
+		unix.Close(s)
+		return -1, err
+	}
+	return s, nil
+}
+
+func sysAccept(s int) (int, unix.Sockaddr, error) {
+	syscall.ForkLock.RLock()
+	ns, sa, err := unix.Accept(s)
+	if err == nil {
+		unix.CloseOnExec(ns)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return -1, nil, err
+	}
+	if err := unix.SetNonblock(ns, true); err != nil {
+		unix.Close(ns)
+		return -1, nil, err
+	}
+	return ns, sa, nil
+}
+
+func setKeepAlivePeriod(fd int, secs int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPALIVE, secs)
+}

@@ -1,0 +1,19 @@
+package scheduler
+
+import "golang.org/x/sys/unix"
+
+// sysSocket opens a non-blocking, close-on-exec socket in one syscall.
+func sysSocket(family, sotype, proto int) (int, error) {
+	return unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+}
+
+func sysAccept(s int) (int, unix.Sockaddr, error) {
+	return unix.Accept4(s, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+}
+
+func setKeepAlivePeriod(fd int, secs int) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
+		return err
+	}
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
+}
