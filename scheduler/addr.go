@@ -1,8 +1,12 @@
 package scheduler
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -185,4 +189,56 @@ func addrSockaddr(fam int, a net.Addr) (unix.Sockaddr, bool) {
 		return &unix.SockaddrUnix{Name: a.Name}, true
 	}
 	return nil, false
+}
+
+// errRawIP is returned for raw IP networks ("ip4:icmp"), which hub sockets
+// do not offer.
+var errRawIP = fmt.Errorf("raw IP sockets are not available on a hub: %w", errors.ErrUnsupported)
+
+// badNetwork builds net's error for a network a call does not take: an
+// unknown name is an UnknownNetworkError; a known network of the wrong
+// kind (Listen("udp", ...)) is resolved first and then refused with
+// "unexpected address type", exactly as net does.
+func badNetwork(op, network, address string) error {
+	addr, err := stdResolve(network, address)
+	if err != nil {
+		return &net.OpError{Op: op, Net: network, Err: err}
+	}
+	return &net.OpError{Op: op, Net: network, Addr: addr, Err: &net.AddrError{Err: "unexpected address type", Addr: address}}
+}
+
+func stdResolve(network, address string) (net.Addr, error) {
+	switch kind, _ := classify(network); kind {
+	case kindTCP:
+		return net.ResolveTCPAddr(network, address)
+	case kindUDP:
+		return net.ResolveUDPAddr(network, address)
+	case kindUnix:
+		return net.ResolveUnixAddr(network, address)
+	}
+	if afnet, proto, ok := strings.Cut(network, ":"); ok && validProto(proto) {
+		switch afnet {
+		case "ip", "ip4", "ip6":
+			return net.ResolveIPAddr(afnet, address)
+		}
+	}
+	return nil, net.UnknownNetworkError(network)
+}
+
+func isRawIP(network string) bool {
+	afnet, proto, ok := strings.Cut(network, ":")
+	return ok && validProto(proto) && (afnet == "ip" || afnet == "ip4" || afnet == "ip6")
+}
+
+// validProto accepts an IP protocol number or one of the names net knows
+// without /etc/protocols.
+func validProto(p string) bool {
+	if n, err := strconv.Atoi(p); err == nil {
+		return n >= 0 && n < 256
+	}
+	switch strings.ToLower(p) {
+	case "icmp", "igmp", "tcp", "udp", "ipv6-icmp":
+		return true
+	}
+	return false
 }

@@ -68,7 +68,9 @@ func (c *conn) setDeadline(t time.Time, r, w bool) error {
 }
 
 // SetReadBuffer sets SO_RCVBUF.
-func (c *conn) SetReadBuffer(bytes int) error { return c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes) }
+func (c *conn) SetReadBuffer(bytes int) error {
+	return c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
+}
 
 // SetWriteBuffer sets SO_SNDBUF.
 func (c *conn) SetWriteBuffer(bytes int) error {
@@ -119,15 +121,15 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
 }
 
-// SetKeepAlivePeriod sets the idle time and interval of keep-alive
-// probes, rounded up to whole seconds.
+// SetKeepAlivePeriod sets the idle time before keep-alive probes, rounded
+// up to whole seconds (net's semantics since Go 1.23).
 func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 	secs := int((d + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
 	err := c.fd.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", setKeepAlivePeriod(fd, secs))
+		return os.NewSyscallError("setsockopt", setKeepAliveIdle(fd, secs))
 	})
 	if err != nil {
 		return c.opErr("set", err)
@@ -181,21 +183,42 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, addr, nil
 }
 
-// WriteTo implements net.PacketConn.
+// WriteTo implements net.PacketConn. As in net, the address must be of
+// the conn's own type (*net.UDPAddr or *net.UnixAddr), else EINVAL.
 func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: err}
+	}
+	var sa unix.Sockaddr
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		if c.fd.family == unix.AF_UNIX {
+			return 0, opErr(syscall.EINVAL)
+		}
+		if a == nil {
+			return 0, opErr(errMissingAddress)
+		}
+		var err error
+		if sa, err = ipSockaddr(c.fd.family, a.IP, a.Port, a.Zone); err != nil {
+			return 0, opErr(err)
+		}
+	case *net.UnixAddr:
+		if c.fd.family != unix.AF_UNIX {
+			return 0, opErr(syscall.EINVAL)
+		}
+		if a == nil {
+			return 0, opErr(errMissingAddress)
+		}
+		sa = &unix.SockaddrUnix{Name: a.Name}
+	default:
+		return 0, opErr(syscall.EINVAL)
+	}
 	if c.fd.raddr != nil {
-		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: net.ErrWriteToConnected}
-	}
-	if addr == nil {
-		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: nil, Err: errMissingAddress}
-	}
-	sa, ok := addrSockaddr(c.fd.family, addr)
-	if !ok {
-		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: syscall.EINVAL}
+		return 0, opErr(net.ErrWriteToConnected)
 	}
 	n, err := c.fd.sendto(b, sa)
 	if err != nil {
-		return n, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: err}
+		return n, opErr(err)
 	}
 	return n, nil
 }
@@ -210,7 +233,8 @@ func (r *rawConn) opErr(op string, err error) error {
 func (r *rawConn) Control(f func(fd uintptr)) error {
 	err := r.fd.control(func(fd int) error { f(uintptr(fd)); return nil })
 	if err != nil {
-		return r.opErr("raw-control", err)
+		// net names only the local address here.
+		return &net.OpError{Op: "raw-control", Net: r.fd.net, Source: nil, Addr: r.fd.laddr, Err: err}
 	}
 	return nil
 }

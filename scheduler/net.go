@@ -74,6 +74,21 @@ func (h *Hub) opened(s, fam, sotype int, network string) (*netFD, error) {
 		unix.Close(s)
 		return nil, err
 	}
+	if h.edge != nil {
+		// Register once, now, as the runtime does at fd creation: the
+		// loop then reports every edge and no wait ever posts again.
+		fd.pd.requested.Store(true)
+		err := h.call(fd.pd.registerFn)
+		if err == nil {
+			if e := fd.pd.fatal.Load(); e != nil {
+				err = *e
+			}
+		}
+		if err != nil {
+			fd.Close()
+			return nil, err
+		}
+	}
 	return fd, nil
 }
 
@@ -98,7 +113,7 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 			return nil, opErr(nil, loop.Unsupported(h.loop, loop.CapUnix))
 		}
 	default:
-		return nil, opErr(nil, net.UnknownNetworkError(network))
+		return nil, badNetwork("listen", network, address)
 	}
 	if h.closed.Load() {
 		return nil, opErr(nil, ErrHubClosed)
@@ -201,8 +216,11 @@ func (h *Hub) ListenPacket(network, address string) (net.PacketConn, error) {
 		return &net.OpError{Op: "listen", Net: network, Source: nil, Addr: addr, Err: err}
 	}
 	kind, sotype := classify(network)
+	if isRawIP(network) {
+		return nil, opErr(nil, errRawIP)
+	}
 	if !(kind == kindUDP || (kind == kindUnix && sotype == unix.SOCK_DGRAM)) {
-		return nil, opErr(nil, net.UnknownNetworkError(network))
+		return nil, badNetwork("listen", network, address)
 	}
 	if h.closed.Load() {
 		return nil, opErr(nil, ErrHubClosed)
@@ -286,6 +304,9 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 		return &net.OpError{Op: "dial", Net: network, Source: nil, Addr: addr, Err: err}
 	}
 	kind, sotype := classify(network)
+	if isRawIP(network) {
+		return nil, opErr(nil, errRawIP)
+	}
 	if kind == kindUnknown {
 		return nil, opErr(nil, net.UnknownNetworkError(network))
 	}
@@ -351,6 +372,9 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 
 // resolve turns host:port into addresses suitable for network.
 func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, error) {
+	if address == "" {
+		return nil, errMissingAddress
+	}
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
@@ -475,7 +499,9 @@ func (h *Hub) wrap(fd *netFD, kind netKind) net.Conn {
 		s := fd.sysfd()
 		_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-		_ = setKeepAlivePeriod(s, 15)
+		_ = setKeepAliveIdle(s, 15)
+		_ = setKeepAliveInterval(s, 15)
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 		return &TCPConn{conn{fd}}
 	case kindUDP:
 		return &UDPConn{packetConn{conn{fd}}}

@@ -119,6 +119,10 @@ type pollDesc struct {
 	// requested is set once the edge registration has been posted.
 	requested atomic.Bool
 
+	// Posted functions, bound once so a wait allocates nothing.
+	armFn      [2]func()
+	registerFn func()
+
 	// Loop goroutine only.
 	w     loop.IOWatcher
 	armed loop.Events
@@ -130,8 +134,12 @@ func (pd *pollDesc) init(h *Hub, fd int) {
 	pd.fd = fd
 	pd.side[0].wake = make(chan struct{}, 1)
 	pd.side[1].wake = make(chan struct{}, 1)
+	if h.edge != nil {
+		pd.registerFn = pd.registerEdge
+	} else {
+		pd.armFn = [2]func(){pd.armRead, pd.armWrite}
+	}
 }
-
 
 // prepare fails fast on a closed fd or an expired deadline, before the
 // syscall is tried, as internal/poll does.
@@ -211,12 +219,9 @@ func (pd *pollDesc) arm(mode int) error {
 		if pd.requested.Load() || !pd.requested.CompareAndSwap(false, true) {
 			return nil
 		}
-		return h.post(pd.registerEdge)
+		return h.post(pd.registerFn)
 	}
-	if mode == modeRead {
-		return h.post(pd.armRead)
-	}
-	return h.post(pd.armWrite)
+	return h.post(pd.armFn[mode])
 }
 
 func (pd *pollDesc) registerEdge() {

@@ -168,37 +168,64 @@ func BenchmarkReadyReadWrite(b *testing.B) {
 	}
 }
 
+// levelOnly hides a loop's optional EdgeWatcher, forcing the scheduler's
+// level-triggered path (arm by Post on each wait, disarm on each event) so
+// that the two paths can be measured on the same backend.
+type levelOnly struct{ loop.Loop }
+
 // BenchmarkPingPong is a round trip between two hub sockets: each side
 // waits for the other, so it measures the wait primitive (park, readiness,
-// wake) rather than the syscalls alone.
+// wake) rather than the syscalls alone. Edge-capable backends run twice:
+// wait=edge (one registration per fd) and wait=level (a Post per wait).
 func BenchmarkPingPong(b *testing.B) {
 	for _, name := range backends() {
-		b.Run("backend="+name, func(b *testing.B) {
-			h := openHub(b, name)
-			a, c := pair(b, h)
-			go func() {
-				buf := make([]byte, 64)
-				for {
-					if _, err := io.ReadFull(c, buf); err != nil {
-						return
-					}
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
+		l, err := loop.Open(name)
+		require.NoError(b, err)
+		_, edge := l.(loop.EdgeWatcher)
+		require.NoError(b, l.Close())
+		modes := []string{"level"}
+		if edge {
+			modes = []string{"edge", "level"}
+		}
+		for _, mode := range modes {
+			b.Run("backend="+name+"/wait="+mode, func(b *testing.B) {
+				l, err := loop.Open(name)
+				require.NoError(b, err)
+				if mode == "level" {
+					l = levelOnly{l}
 				}
-			}()
-			buf := make([]byte, 64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := a.Write(buf); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(a, buf); err != nil {
-					b.Fatal(err)
-				}
+				h, err := scheduler.New(l)
+				require.NoError(b, err)
+				b.Cleanup(func() { h.Close() })
+				benchPingPong(b, h)
+			})
+		}
+	}
+}
+
+func benchPingPong(b *testing.B, h *scheduler.Hub) {
+	a, c := pair(b, h)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
 			}
-		})
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(a, buf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -44,6 +44,10 @@ func sysAccept(s int) (int, unix.Sockaddr, error) {
 	return ns, sa, nil
 }
 
-func setKeepAlivePeriod(fd int, secs int) error {
+func setKeepAliveIdle(fd int, secs int) error {
 	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPALIVE, secs)
+}
+
+func setKeepAliveInterval(fd int, secs int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
 }

@@ -11,9 +11,10 @@ func sysAccept(s int) (int, unix.Sockaddr, error) {
 	return unix.Accept4(s, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 }
 
-func setKeepAlivePeriod(fd int, secs int) error {
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
-		return err
-	}
+func setKeepAliveIdle(fd int, secs int) error {
 	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
+}
+
+func setKeepAliveInterval(fd int, secs int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
 }
