@@ -36,6 +36,17 @@ type Hub struct {
 
 	mu    sync.Mutex
 	socks map[*netFD]struct{}
+	tasks map[*Task]struct{}
+
+	// The run queue of cooperative tasks (task.go).
+	rqMu        sync.Mutex
+	rq, rqSpare []*Task
+	rqScheduled bool
+	runTasksFn  func()
+	current     atomic.Pointer[Task]
+	resumeStart atomic.Int64 // mono() when the running task was resumed
+
+	monitorStop, monitorDone chan struct{}
 }
 
 // New starts a hub on l, which must be new (not running). The hub owns l
@@ -48,7 +59,9 @@ func New(l loop.Loop) (*Hub, error) {
 		loop:    l,
 		runDone: make(chan struct{}),
 		socks:   map[*netFD]struct{}{},
+		tasks:   map[*Task]struct{}{},
 	}
+	h.runTasksFn = h.runTasks
 	if e, ok := l.(loop.EdgeWatcher); ok {
 		h.edge = e
 	}
@@ -83,13 +96,28 @@ func (h *Hub) post(fn func()) error {
 	return nil
 }
 
-// call runs fn on the loop goroutine and waits for it.
+// call runs fn on the loop goroutine and waits for it. A task of this hub
+// is already on the loop goroutine (the loop is suspended while it runs),
+// so it runs fn directly.
 func (h *Hub) call(fn func()) error {
-	done := make(chan struct{})
-	if err := h.post(func() { fn(); close(done) }); err != nil {
+	t := currentTask()
+	if t != nil && t.h == h {
+		fn()
+		return nil
+	}
+	w := newWaiter()
+	if err := h.post(func() { fn(); w.wake() }); err != nil {
 		return err
 	}
-	<-done
+	// Not w.wait: a cancelled task context must not abandon the wait, the
+	// caller relies on fn having run.
+	for !w.fired.Load() {
+		if t != nil {
+			t.park()
+		} else {
+			<-w.ch
+		}
+	}
 	return nil
 }
 
@@ -109,13 +137,25 @@ func (h *Hub) untrack(fd *netFD) {
 	h.mu.Unlock()
 }
 
-// Close closes every socket still open on the hub (their blocked calls
+// ErrCloseFromTask is returned by Close called from one of the hub's own
+// tasks, which cannot wait for the hub they run on.
+var ErrCloseFromTask = errors.New("evhub: Hub.Close called from a task of the same hub")
+
+// Close cancels the hub's tasks and waits (at most 5 s) for them to
+// finish, closes every socket still open on the hub (their blocked calls
 // return net.ErrClosed), stops the loop and releases it. It is idempotent;
 // later calls return the first call's result.
 func (h *Hub) Close() error {
+	if t := currentTask(); t != nil && t.h == h {
+		return ErrCloseFromTask
+	}
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
 		h.closed.Store(true)
+		h.mu.Unlock()
+		tasksErr := h.closeTasks()
+		h.stopMonitor()
+		h.mu.Lock()
 		socks := make([]*netFD, 0, len(h.socks))
 		for fd := range h.socks {
 			socks = append(socks, fd)
@@ -130,7 +170,7 @@ func (h *Hub) Close() error {
 		}
 		<-h.runDone
 		err := h.loop.Close()
-		h.closeErr = errors.Join(h.runErr, err)
+		h.closeErr = errors.Join(tasksErr, h.runErr, err)
 	})
 	return h.closeErr
 }

@@ -34,9 +34,12 @@ func mono() int64 { return int64(time.Since(clockBase)) }
 
 type waitSide struct {
 	state atomic.Uint32
-	// wake carries wake-ups to the parked goroutine: readiness, an expired
+	// wake carries wake-ups to a parked goroutine: readiness, an expired
 	// deadline, Close. Stale tokens only cause a spurious re-check.
 	wake chan struct{}
+	// task is the cooperative task parked here, if the waiter is one; it is
+	// published before the state says stWaiting.
+	task atomic.Pointer[Task]
 	// dl: 0 no deadline, -1 expired, else mono() nanoseconds.
 	dl    atomic.Int64
 	mu    sync.Mutex // guards timer
@@ -44,10 +47,24 @@ type waitSide struct {
 }
 
 func (s *waitSide) signal() {
+	if t := s.task.Load(); t != nil {
+		t.wake()
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// park blocks the waiter until signal: a task switches to its hub, a
+// goroutine parks on the channel.
+func (s *waitSide) park(t *Task) {
+	if t != nil {
+		t.park()
+		return
+	}
+	<-s.wake
 }
 
 // ready records readiness; called on the loop goroutine.
@@ -158,6 +175,11 @@ func (pd *pollDesc) prepare(mode int) error {
 // syscall", which may again say EAGAIN.
 func (pd *pollDesc) wait(mode int) error {
 	s := &pd.side[mode]
+	t := currentTask()
+	if t != nil {
+		s.task.Store(t)
+		defer s.task.Store(nil)
+	}
 	for {
 		if pd.closing.Load() {
 			return errClosing
@@ -168,6 +190,9 @@ func (pd *pollDesc) wait(mode int) error {
 		if e := pd.fatal.Load(); e != nil {
 			return *e
 		}
+		if t != nil && t.ctx.Err() != nil {
+			return t.ctx.Err()
+		}
 		if s.state.CompareAndSwap(stReady, stIdle) {
 			return nil
 		}
@@ -176,7 +201,7 @@ func (pd *pollDesc) wait(mode int) error {
 		}
 		// Closers and deadlines set their flag, then signal: re-checking
 		// after publishing stWaiting closes the lost-wake-up window.
-		if pd.closing.Load() || s.dl.Load() < 0 {
+		if pd.closing.Load() || s.dl.Load() < 0 || (t != nil && t.ctx.Err() != nil) {
 			s.state.CompareAndSwap(stWaiting, stIdle)
 			continue
 		}
@@ -184,17 +209,22 @@ func (pd *pollDesc) wait(mode int) error {
 			s.state.CompareAndSwap(stWaiting, stIdle)
 			return err
 		}
-		<-s.wake
+		s.park(t)
 		s.state.CompareAndSwap(stWaiting, stIdle)
 	}
 }
 
-// sleep parks the goroutine for d or until the fd is closed or the mode's
+// sleep parks the caller for d or until the fd is closed or the mode's
 // deadline passes (Accept's back-off on EMFILE).
 func (pd *pollDesc) sleep(mode int, d time.Duration) error {
 	s := &pd.side[mode]
-	t := time.AfterFunc(d, s.signal)
-	defer t.Stop()
+	t := currentTask()
+	if t != nil {
+		s.task.Store(t)
+		defer s.task.Store(nil)
+	}
+	tm := time.AfterFunc(d, s.signal)
+	defer tm.Stop()
 	deadline := mono() + int64(d)
 	for mono() < deadline {
 		if pd.closing.Load() {
@@ -203,7 +233,10 @@ func (pd *pollDesc) sleep(mode int, d time.Duration) error {
 		if s.dl.Load() < 0 {
 			return os.ErrDeadlineExceeded
 		}
-		<-s.wake
+		if t != nil && t.ctx.Err() != nil {
+			return t.ctx.Err()
+		}
+		s.park(t)
 	}
 	return nil
 }
