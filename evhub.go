@@ -22,7 +22,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/scheduler"
@@ -31,9 +33,63 @@ import (
 	_ "github.com/evhub/evhub/backends/netpoll"
 )
 
-// Hub is a running event loop with the sockets built on it. See
-// scheduler.Hub.
+// Hub is a running event loop with the sockets and cooperative tasks built
+// on it. See scheduler.Hub.
 type Hub = scheduler.Hub
+
+// The cooperative-task API (gevent's greenlets and its primitives); see
+// package scheduler. Every primitive works from tasks and from ordinary
+// goroutines alike.
+type (
+	// Task is a cooperative task started by Hub.Go.
+	Task = scheduler.Task
+	// Event is a flag tasks and goroutines wait for.
+	Event = scheduler.Event
+	// Semaphore bounds concurrency.
+	Semaphore = scheduler.Semaphore
+	// Group runs tasks together: Wait for all, first error cancels the rest.
+	Group = scheduler.Group
+	// PanicError is the error of a task that panicked.
+	PanicError = scheduler.PanicError
+	// MonitorReport describes a task that blocked its hub.
+	MonitorReport = scheduler.MonitorReport
+)
+
+// Queue is a bounded FIFO queue for tasks and goroutines.
+type Queue[T any] = scheduler.Queue[T]
+
+// AsyncResult is a value that will be available later.
+type AsyncResult[T any] = scheduler.AsyncResult[T]
+
+// NewQueue returns a queue holding at most capacity items.
+func NewQueue[T any](capacity int) (*Queue[T], error) { return scheduler.NewQueue[T](capacity) }
+
+// NewSemaphore returns a semaphore with n slots.
+func NewSemaphore(n int) (*Semaphore, error) { return scheduler.NewSemaphore(n) }
+
+// EnvMonitor turns on the blocking monitor of every hub Open starts: a
+// duration ("100ms"), or "1"/"true" for 100ms. A task that keeps its hub
+// from its loop for longer is reported once, with its stack, on the log.
+const EnvMonitor = "EVHUB_MONITOR"
+
+func monitorThreshold() (time.Duration, error) {
+	v := os.Getenv(EnvMonitor)
+	switch strings.ToLower(v) {
+	case "", "0", "false", "off":
+		return 0, nil
+	case "1", "true", "on":
+		return 100 * time.Millisecond, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("evhub: %s=%q: want a positive duration such as 100ms, or 1/true", EnvMonitor, v)
+	}
+	return d, nil
+}
+
+// ErrHubClosed is wrapped by every call on a closed hub;
+// errors.Is(err, net.ErrClosed) holds for it too.
+var ErrHubClosed = scheduler.ErrHubClosed
 
 // EnvBackend is the environment variable that overrides the default
 // backend at run time.
@@ -53,7 +109,13 @@ func DefaultBackend() string {
 
 // Open starts a new hub on the named backend. An unknown name is an error
 // (a *loop.UnknownBackendError) that lists the compiled-in backends.
+//
+// With EVHUB_MONITOR set, the hub's blocking monitor is started.
 func Open(backend string) (*Hub, error) {
+	threshold, err := monitorThreshold()
+	if err != nil {
+		return nil, err
+	}
 	l, err := loop.Open(backend)
 	if err != nil {
 		return nil, err
@@ -62,6 +124,12 @@ func Open(backend string) (*Hub, error) {
 	if err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("evhub: open %s: %w", backend, err)
+	}
+	if threshold > 0 {
+		if err := h.StartMonitor(threshold, nil); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
 	}
 	return h, nil
 }

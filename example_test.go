@@ -1,9 +1,11 @@
 package evhub_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
+	"time"
 
 	"github.com/evhub/evhub"
 )
@@ -61,4 +63,34 @@ func ExampleListen() {
 	defer ln.Close()
 	fmt.Printf("%T\n", ln.Addr())
 	// Output: *net.TCPAddr
+}
+
+// Cooperative tasks, gevent style: blocking code that switches to the hub
+// instead of parking a goroutine. Tasks of one hub never run in parallel,
+// so they share state without locks.
+func ExampleHub_Go() {
+	hub, err := evhub.Open("netpoll")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+
+	var ready evhub.Event
+	total := 0 // shared by the tasks, no lock needed
+	g := hub.NewGroup(context.Background(), 0)
+	for i := 1; i <= 3; i++ {
+		_ = g.Go(func(ctx context.Context) error {
+			if err := ready.Wait(ctx); err != nil {
+				return err
+			}
+			total += i
+			return hub.Sleep(time.Millisecond)
+		})
+	}
+	ready.Set()
+	if err := g.Wait(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(total)
+	// Output: 6
 }
