@@ -60,28 +60,44 @@ func (c *conn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true
 // SetWriteDeadline implements net.Conn.
 func (c *conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
 
+// setErr is net's error for the generic setters (deadlines, buffer
+// sizes), which name only the local address; TCP's own setters use opErr.
+func (c *conn) setErr(err error) error {
+	return &net.OpError{Op: "set", Net: c.fd.net, Source: nil, Addr: c.fd.laddr, Err: err}
+}
+
 func (c *conn) setDeadline(t time.Time, r, w bool) error {
 	if err := c.fd.setDeadline(t, r, w); err != nil {
-		return c.opErr("set", err)
+		return c.setErr(err)
 	}
 	return nil
 }
 
 // SetReadBuffer sets SO_RCVBUF.
 func (c *conn) SetReadBuffer(bytes int) error {
-	return c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
+	if err := c.sockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes); err != nil {
+		return c.setErr(err)
+	}
+	return nil
 }
 
 // SetWriteBuffer sets SO_SNDBUF.
 func (c *conn) SetWriteBuffer(bytes int) error {
-	return c.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes)
+	if err := c.sockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes); err != nil {
+		return c.setErr(err)
+	}
+	return nil
 }
 
-func (c *conn) setsockopt(level, opt, v int) error {
-	err := c.fd.control(func(fd int) error {
+func (c *conn) sockopt(level, opt, v int) error {
+	return c.fd.control(func(fd int) error {
 		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, level, opt, v))
 	})
-	if err != nil {
+}
+
+// tcpSet sets a TCP-level option with *net.TCPConn's error shape.
+func (c *conn) tcpSet(level, opt, v int) error {
+	if err := c.sockopt(level, opt, v); err != nil {
 		return c.opErr("set", err)
 	}
 	return nil
@@ -113,12 +129,12 @@ type TCPConn struct{ conn }
 
 // SetNoDelay controls Nagle's algorithm (on by default, as in net).
 func (c *TCPConn) SetNoDelay(noDelay bool) error {
-	return c.setsockopt(unix.IPPROTO_TCP, unix.TCP_NODELAY, boolint(noDelay))
+	return c.tcpSet(unix.IPPROTO_TCP, unix.TCP_NODELAY, boolint(noDelay))
 }
 
 // SetKeepAlive enables TCP keep-alive probes.
 func (c *TCPConn) SetKeepAlive(keepalive bool) error {
-	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
+	return c.tcpSet(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
 }
 
 // SetKeepAlivePeriod sets the idle time before keep-alive probes, rounded
@@ -301,12 +317,10 @@ func (l *Listener) Close() error {
 // Addr returns the listening address.
 func (l *Listener) Addr() net.Addr { return l.fd.laddr }
 
-// SetDeadline sets the deadline for Accept.
+// SetDeadline sets the deadline for Accept. Like *net.TCPListener's, its
+// error is not wrapped in a *net.OpError.
 func (l *Listener) SetDeadline(t time.Time) error {
-	if err := l.fd.setDeadline(t, true, true); err != nil {
-		return &net.OpError{Op: "set", Net: l.fd.net, Source: nil, Addr: l.fd.laddr, Err: err}
-	}
-	return nil
+	return l.fd.setDeadline(t, true, true)
 }
 
 // SyscallConn returns a raw connection for the listening socket.
