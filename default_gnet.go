@@ -1,0 +1,5 @@
+//go:build gnet && !cev
+
+package evhub
+
+const defaultBackend = "gnet"
