@@ -8,9 +8,13 @@
 // idiom:
 //
 //   - Callbacks of one loop run one at a time on the goroutine that runs the
-//     loop (the "loop goroutine"), never concurrently. Every method but
-//     [Loop.Post] and [Loop.Stop] is called from that goroutine, or before
-//     Run starts, or after it has returned.
+//     loop (the "loop goroutine"), never concurrently, and in plain Go:
+//     never inside a cgo callback, so a callback may resume a coroutine
+//     (iter.Pull), which the scheduler's cooperative tasks rely on. A C loop
+//     records events during its poll and dispatches them after it returns.
+//     Every method but [Loop.Post] and [Loop.Stop] is called from that
+//     goroutine (or from a coroutine it is resuming), or before Run starts,
+//     or after it has returned.
 //   - [Loop.Watch] is level-triggered: a ready, armed watcher fires on every
 //     iteration until its fd is drained or the watcher is modified or
 //     stopped. Error and hang-up conditions are reported as readiness in the
