@@ -1,0 +1,140 @@
+//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+
+package gnet
+
+import (
+	"time"
+
+	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// ctlName names the registration syscall in errors.
+const ctlName = "kevent"
+
+// applyInterest makes the inner poller's filters for rec equal to want.
+// kqueue has one filter per direction. gnet's poller adds either filter
+// and removes the write filter (ModRead), but its Delete is a no-op on
+// kqueue and nothing removes a read filter, so that one is deleted here
+// directly on the inner kqueue.
+func applyInterest(l *Loop, rec *fdRec, want loop.Events) error {
+	have := rec.kernel
+	p, pa := l.inner, &rec.pa
+	if want&loop.Writable != 0 && have&loop.Writable == 0 {
+		if err := p.AddWrite(pa, rec.edge); err != nil {
+			return err
+		}
+		have |= loop.Writable
+		rec.kernel = have
+	}
+	if want&loop.Writable == 0 && have&loop.Writable != 0 {
+		if err := p.ModRead(pa, rec.edge); err != nil {
+			return err
+		}
+		have &^= loop.Writable
+		rec.kernel = have
+	}
+	if want&loop.Readable != 0 && have&loop.Readable == 0 {
+		if err := p.AddRead(pa, rec.edge); err != nil {
+			return err
+		}
+		have |= loop.Readable
+		rec.kernel = have
+	}
+	if want&loop.Readable == 0 && have&loop.Readable != 0 {
+		var kev unix.Kevent_t
+		unix.SetKevent(&kev, pa.FD, unix.EVFILT_READ, unix.EV_DELETE)
+		if _, err := unix.Kevent(l.innerFD, []unix.Kevent_t{kev}, nil, nil); err != nil {
+			return err
+		}
+		have &^= loop.Readable
+		rec.kernel = have
+	}
+	return nil
+}
+
+// rawEvents is the buffer of one inner wait.
+type rawEvents []unix.Kevent_t
+
+func newRawEvents(n int) rawEvents { return make(rawEvents, n) }
+
+// waitInner collects, without blocking, what the inner kqueue has ready
+// and appends it to ready. EOF and errors are reported in the filter's
+// direction, so that the next syscall surfaces them.
+func waitInner(kq int, raw rawEvents, ready []readyEvent) []readyEvent {
+	var zero unix.Timespec
+	n, err := unix.Kevent(kq, nil, raw, &zero)
+	if err != nil {
+		return ready // EINTR: the outer poller reports the inner again
+	}
+	for i := range n {
+		e := &raw[i]
+		var ev loop.Events
+		switch e.Filter {
+		case unix.EVFILT_READ:
+			ev = loop.Readable
+		case unix.EVFILT_WRITE:
+			ev = loop.Writable
+		default:
+			continue // the inner poller's own wake-up, never Triggered
+		}
+		ready = append(ready, readyEvent{fd: int(e.Ident), ev: ev})
+	}
+	return ready
+}
+
+// goTimerSource drives the timer heap with a runtime timer that Triggers
+// the poller: the BSDs have no timerfd, and gnet's poller exposes no
+// EVFILT_TIMER.
+type goTimerSource struct {
+	l     *Loop
+	t     *time.Timer
+	armed bool
+	at    time.Time
+	task  func(any) error
+}
+
+func newTimerSource(l *Loop) (timerSource, error) {
+	s := &goTimerSource{l: l}
+	s.task = func(any) error {
+		if l.runTimers() {
+			l.onceDone = true
+			l.afterCallbacks()
+		}
+		if l.posts.Pending() {
+			l.trigger(l.drainFn)
+		}
+		return l.endCheck()
+	}
+	return s, nil
+}
+
+func (s *goTimerSource) fd() int { return -1 }
+
+func (s *goTimerSource) register(*netpoll.Poller) error { return nil }
+
+func (s *goTimerSource) arm(now time.Time, d time.Duration) {
+	at := now.Add(d)
+	if s.armed && !at.Before(s.at) {
+		return
+	}
+	s.armed, s.at = true, at
+	if s.t == nil {
+		s.t = time.AfterFunc(d, func() { s.l.trigger(s.task) })
+		return
+	}
+	s.t.Reset(d)
+}
+
+func (s *goTimerSource) kick() { s.arm(time.Now(), 0) }
+
+func (s *goTimerSource) fired() { s.armed = false }
+
+func (s *goTimerSource) close() error {
+	if s.t != nil {
+		s.t.Stop()
+	}
+	return nil
+}
