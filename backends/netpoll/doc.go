@@ -25,15 +25,20 @@
 // direction in a mutex-protected ready list and wakes the loop; it never
 // waits for the loop, so Stop on the loop goroutine cannot deadlock with it.
 //
-// Level-triggered watchers ([Loop.Watch]) are the edge mechanism plus a
-// re-check: after a callback has run, the loop polls the fd (poll(2), zero
-// timeout) at the start of the next iteration and fires again while it stays
-// ready, so an fd that is not drained fires on every iteration, and one that
+// Level-triggered watchers ([Loop.Watch]) are the edge mechanism plus
+// poll(2): an edge only tells the loop to look, and the loop asks the fd
+// (zero timeout) what is ready when it dispatches, so readiness that an
+// earlier callback already consumed never fires. After a callback has run,
+// the loop looks again on the next iteration and fires while the fd stays
+// ready, so an fd that is not drained fires on every iteration and one that
 // is drained waits for the next edge. Watch and Modify schedule the same
-// re-check, so a watcher armed on an fd that is already ready fires on the
-// next iteration. Edge-triggered watchers ([Loop.WatchEdge], the optional
-// [loop.EdgeWatcher]) skip the re-check: their callback runs once per edge,
-// with no system call and no allocation of the loop's own per event.
+// look, so a watcher armed on an fd that is already ready fires on the next
+// iteration. Edge-triggered watchers ([Loop.WatchEdge], the optional
+// [loop.EdgeWatcher]) dispatch what the waiters collected without asking
+// the fd: one callback per edge, with no system call and no allocation in
+// steady state. They may report one spurious edge at registration (the
+// initial poll and the registration's own edge can both see data that was
+// already there); a spurious edge costs the owner one EAGAIN.
 //
 // Stop marks the watcher stopped (a callback already collected for it in the
 // current iteration is dropped) and closes the duplicate: the runtime wakes
@@ -46,15 +51,18 @@
 // # Cost
 //
 // One readiness event costs two goroutine hand-offs before the callback
-// runs: netpoller → waiter goroutine (records the event, one uncontended
+// runs: netpoller → waiter goroutine (records the event: one uncontended
 // mutex and a non-blocking channel send) → loop goroutine (channel receive,
-// dispatch). A scheduler that then wakes a parked goroutine adds a third. A
-// level-triggered watcher adds one poll(2) per callback for its re-check; an
-// edge-triggered one adds none. Each watched fd costs a duplicate fd, a
-// netpoller registration and one parked goroutine per armed direction (a
-// few KiB of stack each), which makes idle connections dearer here than on
-// the backends that own an epoll/kqueue instance. Nothing blocks an OS
-// thread: the loop parks like any goroutine, so the runnext starvation that
-// thread-blocking pollers must break with runtime.Gosched does not arise.
+// dispatch). A scheduler that then wakes a parked goroutine adds a third.
+// On the 2-core development VM the whole write → callback → wake-up round
+// trip measured ~7 µs edge-triggered and ~10 µs level-triggered (two
+// poll(2) calls per event), against ~7 µs for a goroutine woken by the
+// netpoller directly (os.File.Read), the floor of any design built on it.
+// Each watched fd costs a duplicate fd, a netpoller registration and one
+// parked goroutine per armed direction (a few KiB of stack each), which
+// makes idle connections dearer here than on backends that own an
+// epoll/kqueue instance. Nothing blocks an OS thread: the loop parks like
+// any goroutine, so the runnext starvation that thread-blocking pollers
+// must break with runtime.Gosched does not arise.
 // Signals arrive through [loop.SignalRelay], i.e. os/signal and a Post.
 package netpoll

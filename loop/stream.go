@@ -1,0 +1,124 @@
+package loop
+
+import (
+	"net"
+)
+
+// CapHalfClose is a connection that stays writable after its peer has
+// half-closed it (the peer's CloseWrite). A socket-owning library that
+// closes a connection as soon as a read returns EOF (evio does) lacks it:
+// writes after the peer's EOF then fail with an error wrapping both the
+// syscall's EPIPE and errors.ErrUnsupported.
+const CapHalfClose Capability = "half-close"
+
+// StreamServer is an optional capability of loops that own their sockets
+// and cannot watch an arbitrary fd (they lack CapWatch), such as evio: the
+// library accepts connections, reads them and writes them in its own
+// callbacks. The scheduler discovers it by type assertion and builds
+// Listen on it; everything else about a hub socket (waiting, deadlines,
+// errors) stays in the scheduler.
+//
+// A loop that can watch fds does not need it: the scheduler then builds
+// listeners on fds itself.
+type StreamServer interface {
+	// ServeStream listens on a stream network ("tcp", "tcp4", "tcp6",
+	// "unix") and delivers every accepted connection's events to h on the
+	// loop goroutine. Unlike the Loop's other methods it is safe from any
+	// goroutine: starting a listener may block until the library serves
+	// it, and the loop goroutine must not wait for that. Errors are those
+	// of net.Listen (*net.OpError) where the failure is the same.
+	ServeStream(network, address string, h StreamHandler) (StreamListener, error)
+}
+
+// StreamListener is a listener served by a StreamServer. Its methods are
+// safe from any goroutine.
+type StreamListener interface {
+	// Addr is the address the listener is bound to, of net's concrete
+	// type (*net.TCPAddr, *net.UnixAddr).
+	Addr() net.Addr
+	// Close stops accepting: connecting to Addr fails from then on, as
+	// after closing a net.Listener. Connections already accepted stay
+	// open (net's semantics). No Opened follows once Close returns.
+	Close() error
+	// SetAcceptPaused stops (true) or resumes (false) accepting. Listeners
+	// start paused, so that connections nobody accepts wait in the
+	// kernel's backlog as they would on a net.Listener, and a library that
+	// cannot survive a failed accept (EMFILE) is asked to accept only when
+	// an Accept waits.
+	SetAcceptPaused(paused bool)
+	// Control runs f with the listening socket's fd, for
+	// net.Listener.SyscallConn; an error wrapping errors.ErrUnsupported if
+	// the library does not expose it.
+	Control(f func(fd uintptr)) error
+}
+
+// StreamHandler receives a stream listener's events. Every method runs on
+// the loop goroutine, one call at a time, like every other callback of
+// the loop; for one stream the calls come in the order Opened, Data and
+// Writable (any number, interleaved), Closed.
+type StreamHandler interface {
+	// Opened delivers a newly accepted connection. A new stream's reading
+	// is paused (see Stream.SetReadPaused): bytes the peer sends stay in
+	// the kernel until the handler asks for them, as they would on a
+	// net.Conn nobody reads.
+	Opened(s Stream)
+	// Data delivers bytes read from s, in order. p is the handler's to
+	// keep. A few bytes read just before a pause took effect may still
+	// arrive after SetReadPaused(true).
+	Data(s Stream, p []byte)
+	// Writable reports that s can take more bytes after a Write that took
+	// fewer than it was given. It is the write-progress signal that
+	// lets a writer block without the library buffering without bound.
+	Writable(s Stream)
+	// Closed reports that the connection is gone: the peer closed it
+	// (err nil: an orderly EOF after the last Data), an I/O error (err is
+	// the syscall error), or Stream.Close completed. No call for s
+	// follows.
+	Closed(s Stream, err error)
+	// ListenerFailed reports that the listener stopped accepting for a
+	// reason other than StreamListener.Close (the library's server died);
+	// no Opened follows.
+	ListenerFailed(err error)
+}
+
+// Stream is one accepted connection of a StreamServer. Its methods are
+// safe from any goroutine: the scheduler calls them from the goroutines
+// that use the net.Conn.
+type Stream interface {
+	// LocalAddr and RemoteAddr are the connection's addresses, of net's
+	// concrete types.
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+
+	// Write takes bytes for sending without blocking. It returns how many
+	// of p it took: bytes taken are either in the kernel already or held
+	// by the stream in a buffer of bounded size that is sent before
+	// anything written later, so they count as written (as bytes in a
+	// kernel send buffer do). held reports that the stream now holds bytes
+	// the kernel could not take yet: it takes nothing more (Write returns
+	// n == 0) until Writable, which follows once they are sent. n < len(p)
+	// with a nil error implies held. Errors are *os.SyscallError values
+	// like net's ("write: broken pipe").
+	Write(p []byte) (n int, held bool, err error)
+
+	// SetReadPaused stops (true) or resumes (false) reading from the
+	// socket, the flow control that bounds what a slow reader buffers.
+	// Streams start paused.
+	SetReadPaused(paused bool)
+
+	// CloseWrite sends EOF to the peer after every byte taken so far
+	// (shutdown(SHUT_WR)); the stream stays readable.
+	CloseWrite() error
+
+	// Close closes the connection. Bytes already taken are still sent
+	// unless the linger option says otherwise; Closed follows once the
+	// socket is released. Write fails after Close.
+	Close() error
+
+	// Control runs f with the connection's fd, for net.Conn.SyscallConn
+	// and socket options; an error wrapping errors.ErrUnsupported if the
+	// library does not expose it. The library owns the socket's I/O: f may
+	// read or write the fd only while reading is paused and the stream
+	// holds no bytes (the scheduler's raw I/O arranges both).
+	Control(f func(fd uintptr)) error
+}
