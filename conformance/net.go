@@ -85,6 +85,20 @@ func netCases() []netCase {
 	return cs
 }
 
+// NetResult is the outcome of one socket case of [TestNetworkResults].
+type NetResult struct {
+	// Name is the case's subtest name, "Area/Case".
+	Name string
+	// Skipped: the case did not run to its end because it was skipped,
+	// either n/a (NA says why) or for a platform fact (NA is empty).
+	Skipped bool
+	// Failed: the case failed (a case may fail and then skip).
+	Failed bool
+	// NA is the capability, declared missing by the network, that made
+	// the case n/a; empty if the case was not n/a.
+	NA loop.Capability
+}
+
 // TestNetwork runs every socket case against the networks that open
 // returns: one fresh Network per case, closed by the returned func (nil for
 // the standard library). It is the socket half of the suite: it proves
@@ -115,22 +129,52 @@ func netCases() []netCase {
 // "n/a: ". The only other skips name a platform fact (no IPv6 loopback, no
 // abstract unix addresses).
 //
+// A Network that can listen but not dial (it declares loop.CapDial or
+// loop.CapWatch missing, as a hub on evio does) is still tested on every
+// stream case that is not about dialing: the conns are dialed through the
+// standard library, and the conn the Network accepted is the one under
+// test (read, written, closed, given deadlines, compared), with the
+// reference's dialed conn as its peer. Side-by-side comparisons then swap
+// the roles on the reference too: they compare the two accepted conns.
+// Only the cases about dialing (and, without loop.CapPacket, the packet
+// cases) are n/a.
+//
 // Cases run one at a time (file-descriptor and goroutine accounting is
 // per process), so TestNetwork must not run in parallel with other tests
 // of the same binary. Run it under -race.
 func TestNetwork(t *testing.T, open func() (n Network, close func() error, err error)) {
+	TestNetworkResults(t, open)
+}
+
+// TestNetworkResults is [TestNetwork], returning the outcome of every case
+// in the order they ran, so that a caller can check which cases ran and
+// which were n/a.
+func TestNetworkResults(t *testing.T, open func() (n Network, close func() error, err error)) []NetResult {
 	warmUpNet(t)
 	cases := netCases()
+	var (
+		mu  sync.Mutex
+		out []NetResult
+	)
 	for _, area := range netAreas {
 		t.Run(area, func(t *testing.T) {
 			for _, c := range cases {
 				if c.area != area {
 					continue
 				}
-				t.Run(c.name, func(t *testing.T) { runNetCase(t, open, c) })
+				t.Run(c.name, func(t *testing.T) {
+					runNetCase(t, open, c, func(r NetResult) {
+						mu.Lock()
+						defer mu.Unlock()
+						out = append(out, r)
+					})
+				})
 			}
 		})
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	return out
 }
 
 // warmUpNet makes the runtime open its poller (and anything else the net
@@ -144,7 +188,17 @@ func warmUpNet(t *testing.T) {
 	_ = ln.Close()
 }
 
-func runNetCase(t *testing.T, open func() (Network, func() error, error), c netCase) {
+func runNetCase(t *testing.T, open func() (Network, func() error, error), c netCase, record func(NetResult)) {
+	// Registered first, so it runs last: after the leak check, which may
+	// still fail the case.
+	var e *env
+	t.Cleanup(func() {
+		r := NetResult{Name: c.area + "/" + c.name, Skipped: t.Skipped(), Failed: t.Failed()}
+		if e != nil && r.Skipped {
+			r.NA = e.na
+		}
+		record(r)
+	})
 	fds0 := openFDs()
 	leakOpts := goleak.IgnoreCurrent()
 	// Cleanups run last-registered first: the leak check runs after the
@@ -161,7 +215,7 @@ func runNetCase(t *testing.T, open func() (Network, func() error, error), c netC
 			}
 		})
 	}
-	e := newEnv(t, n)
+	e = newEnv(t, n)
 	dog := time.AfterFunc(caseTimeout, func() {
 		t.Errorf("case still running after %v: closing its sockets", caseTimeout)
 		e.closeAll()
@@ -263,12 +317,20 @@ type env struct {
 
 	std, got *side // made on first use by sides
 
+	// dials: the network under test dials (it has loop.CapDial and
+	// loop.CapWatch). Without it, conns are dialed through the reference
+	// and the accepted conn is the one under test (see conns).
+	dials bool
+	// na is the capability that made the case n/a, for NetResult.
+	na loop.Capability
+
 	mu      sync.Mutex
 	closers []io.Closer
 }
 
 func newEnv(t *testing.T, n Network) *env {
-	e := &env{t: t, n: n, dir: shortTempDir(t)}
+	e := &env{t: t, n: n, dir: shortTempDir(t),
+		dials: loop.Supports(n, loop.CapDial) && loop.Supports(n, loop.CapWatch)}
 	t.Cleanup(e.closeAll)
 	return e
 }
@@ -419,7 +481,8 @@ func (s *side) listenPacket(network string) net.PacketConn {
 }
 
 // pair connects a dialed conn to an accepted one through a fresh listener,
-// all tracked.
+// all tracked. The dial goes through dialer: this side's network, or the
+// reference if the network under test cannot dial.
 func (s *side) pair(network string) (dialed, accepted net.Conn, ln net.Listener) {
 	s.e.t.Helper()
 	ln = s.listen(network)
@@ -427,15 +490,64 @@ func (s *side) pair(network string) (dialed, accepted net.Conn, ln net.Listener)
 	return dialed, accepted, ln
 }
 
-// connect dials ln through this side and accepts the conn.
-func (s *side) connect(ln net.Listener) (dialed, accepted net.Conn) {
+// conns is pair with the ends named by role: c is the conn under test and
+// peer the other end. On a network that dials, c is the dialed conn and
+// peer the accepted one (both the network's); on a network that only
+// listens, c is the conn the network accepted and peer the reference's
+// dialed conn. The reference side of a comparison swaps the same way, so
+// the two sides compare conns in the same role.
+func (s *side) conns(network string) (c, peer net.Conn, ln net.Listener) {
 	s.e.t.Helper()
-	return s.connectVia(s.n, ln)
+	d, a, ln := s.pair(network)
+	c, peer = s.e.underTest(d, a)
+	return c, peer, ln
 }
 
-// connectVia dials ln through dialer (this side's network, or the
-// reference for a network that only listens) and accepts the conn.
-func (s *side) connectVia(dialer Network, ln net.Listener) (dialed, accepted net.Conn) {
+// underTest orders a dialed and an accepted conn as (conn under test,
+// peer): see conns.
+func (e *env) underTest(dialed, accepted net.Conn) (c, peer net.Conn) {
+	if e.dials {
+		return dialed, accepted
+	}
+	return accepted, dialed
+}
+
+// roles are the ends of a pair that belong to the network under test:
+// "dialed" and "accepted", or only "accepted" if it cannot dial. Cases
+// that check each end of a pair loop over them (pick chooses the conn).
+func (e *env) roles() []string {
+	if e.dials {
+		return []string{"dialed", "accepted"}
+	}
+	return []string{"accepted"}
+}
+
+// dialer is the Network through which this side dials to make pairs: its
+// own, or the reference if the network under test cannot dial.
+func (s *side) dialer() Network {
+	if s.e.dials {
+		return s.n
+	}
+	return StdNetwork
+}
+
+// connect dials ln through this side's dialer and accepts the conn.
+func (s *side) connect(ln net.Listener) (dialed, accepted net.Conn) {
+	s.e.t.Helper()
+	return s.connectVia(s.dialer(), ln, nil)
+}
+
+// connectUT is connect with the ends named by role, as conns names them.
+func (s *side) connectUT(ln net.Listener) (c, peer net.Conn) {
+	s.e.t.Helper()
+	return s.e.underTest(s.connect(ln))
+}
+
+// connectVia dials ln through dialer and accepts the conn. With between
+// nil, Accept is already waiting when Dial starts; otherwise Dial completes
+// first (the kernel queues the connection), then between runs, then
+// Accept: a case uses that to free a descriptor for the accepted conn.
+func (s *side) connectVia(dialer Network, ln net.Listener, between func()) (dialed, accepted net.Conn) {
 	t := s.e.t
 	t.Helper()
 	type res struct {
@@ -443,18 +555,27 @@ func (s *side) connectVia(dialer Network, ln net.Listener) (dialed, accepted net
 		err error
 	}
 	ch := make(chan res, 1)
-	go func() {
+	accept := func() {
 		c, err := ln.Accept()
 		ch <- res{c, err}
-	}()
+	}
+	if between == nil {
+		go accept()
+	}
 	dialed, err := dialer.Dial(ln.Addr().Network(), ln.Addr().String())
 	if err != nil {
 		_ = ln.Close() // unblocks the Accept above
-		<-ch
+		if between == nil {
+			<-ch
+		}
 		require.NoError(t, err, "%s: Dial(%q, %q)", s.name, ln.Addr().Network(), ln.Addr().String())
 	}
 	s.e.track(dialed)
 	s.role(dialed.LocalAddr(), "D")
+	if between != nil {
+		between()
+		go accept()
+	}
 	select {
 	case r := <-ch:
 		require.NoError(t, r.err, "%s: Accept", s.name)
@@ -462,7 +583,9 @@ func (s *side) connectVia(dialer Network, ln net.Listener) (dialed, accepted net
 		return dialed, r.c
 	case <-time.After(10 * time.Second):
 		_ = ln.Close()
-		<-ch
+		if r := <-ch; !isNil(r.c) {
+			_ = r.c.Close()
+		}
 		t.Fatalf("%s: Accept did not return within 10s of a successful Dial", s.name)
 	}
 	return nil, nil
@@ -474,6 +597,12 @@ func (e *env) pair(network string) (dialed, accepted net.Conn, ln net.Listener) 
 	return e.net().pair(network)
 }
 
+// conns is side.conns on the network under test.
+func (e *env) conns(network string) (c, peer net.Conn, ln net.Listener) {
+	e.t.Helper()
+	return e.net().conns(network)
+}
+
 // Capability requirements: the n/a protocol.
 
 // needs lists the capabilities a case uses: for each one the network
@@ -482,8 +611,18 @@ func (e *env) pair(network string) (dialed, accepted net.Conn, ln net.Listener) 
 func (e *env) needs(caps ...loop.Capability) {
 	e.t.Helper()
 	for _, c := range caps {
-		requireUnsupported(e.t, e.n, c, func() error { return e.probe(c) })
+		e.requireUnsupported(c, func() error { return e.probe(c) })
 	}
+}
+
+// requireUnsupported is the suite's requireUnsupported on the network
+// under test, recording the capability for NetResult first.
+func (e *env) requireUnsupported(c loop.Capability, probe func() error) {
+	e.t.Helper()
+	if !loop.Supports(e.n, c) {
+		e.na = c
+	}
+	requireUnsupported(e.t, e.n, c, probe)
 }
 
 // probe performs the operation that capability c enables and returns its
@@ -508,20 +647,35 @@ func (e *env) probe(c loop.Capability) error {
 // needsDial: the case dials out through the network.
 func (e *env) needsDial() { e.t.Helper(); e.needs(loop.CapWatch, loop.CapDial) }
 
-// needsStream: the case dials and listens on network (tcp or unix).
+// needsStream: the case is about dialing on network (tcp or unix) through
+// the network under test, and listens there too.
 func (e *env) needsStream(network string) {
+	e.t.Helper()
+	e.needsListen(network)
+	e.needsDial()
+}
+
+// needsListen: the case listens on network (tcp or unix).
+func (e *env) needsListen(network string) {
 	e.t.Helper()
 	if isUnix(network) {
 		e.needs(loop.CapUnix)
 	}
-	e.needsDial()
+}
+
+// needsConns: the case works on conns of network (tcp or unix) made by
+// pair, conns or connect: a network that cannot dial is tested on the
+// conns it accepts (see conns), so only listening is required.
+func (e *env) needsConns(network string) {
+	e.t.Helper()
+	e.needsListen(network)
 }
 
 // needsPacket: the case opens packet conns on network (udp or unixgram).
 func (e *env) needsPacket(network string) {
 	e.t.Helper()
 	if isUnix(network) {
-		requireUnsupported(e.t, e.n, loop.CapUnix, func() error {
+		e.requireUnsupported(loop.CapUnix, func() error {
 			return e.net().result(e.n.ListenPacket(network, e.net().path(e.net().nextName("probe"))))
 		})
 	}

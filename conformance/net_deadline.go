@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/evhub/evhub/loop"
 )
 
 // prompt bounds how long an unblocking event (deadline, Close) may take to
@@ -63,18 +61,18 @@ func goRead(c net.Conn, buf []byte) <-chan readResult {
 func settle() { time.Sleep(30 * time.Millisecond) }
 
 func dlPastFailsPendingRead(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
-	ch := goRead(d, make([]byte, 8))
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
+	ch := goRead(c, make([]byte, 8))
 	settle()
 	set := time.Now()
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(-time.Second)))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
 	r := waitFor(t, ch, prompt, "Read pending when its deadline was set in the past")
 	assert.ErrorIs(t, r.err, os.ErrDeadlineExceeded)
 	assertTimeout(t, r.err)
 	assert.Less(t, r.at.Sub(set), prompt)
 	// And every later Read fails at once.
-	_, err := d.Read(make([]byte, 8))
+	_, err := c.Read(make([]byte, 8))
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "Read after the deadline passed")
 }
 
@@ -98,53 +96,53 @@ func goWrite(c net.Conn, buf []byte) <-chan readResult {
 }
 
 func dlPastFailsPendingWrite(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
-	fillWrite(t, d)
-	ch := goWrite(d, make([]byte, 1<<20))
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
+	fillWrite(t, c)
+	ch := goWrite(c, make([]byte, 1<<20))
 	settle()
 	select {
 	case r := <-ch:
 		t.Fatalf("Write to a full conn returned (%d, %v) instead of blocking", r.n, r.err)
 	default:
 	}
-	require.NoError(t, d.SetWriteDeadline(time.Now().Add(-time.Second)))
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(-time.Second)))
 	r := waitFor(t, ch, prompt, "Write pending when its deadline was set in the past")
 	assert.ErrorIs(t, r.err, os.ErrDeadlineExceeded)
 	assertTimeout(t, r.err)
-	_, err := d.Write([]byte("x"))
+	_, err := c.Write([]byte("x"))
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "Write after the deadline passed")
 }
 
 func dlPastFailsFuture(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, a, _ := e.pair(nw)
+	e.needsConns(nw)
+	c, peer, _ := e.conns(nw)
 	// Data is waiting, yet a Read past its deadline fails, like net's.
-	_, err := a.Write([]byte("waiting"))
+	_, err := peer.Write([]byte("waiting"))
 	require.NoError(t, err)
 	time.Sleep(10 * time.Millisecond)
-	require.NoError(t, d.SetDeadline(time.Now().Add(-time.Millisecond)))
-	n, err := d.Read(make([]byte, 8))
+	require.NoError(t, c.SetDeadline(time.Now().Add(-time.Millisecond)))
+	n, err := c.Read(make([]byte, 8))
 	assert.Zero(t, n)
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "Read with a past deadline and data waiting")
-	n, err = d.Write([]byte("x"))
+	n, err = c.Write([]byte("x"))
 	assert.Zero(t, n)
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "Write with a past deadline and room to write")
 	// The data is still there once the deadline is cleared.
-	require.NoError(t, d.SetDeadline(time.Time{}))
+	require.NoError(t, c.SetDeadline(time.Time{}))
 	buf := make([]byte, 7)
-	_, err = io.ReadFull(d, buf)
+	_, err = io.ReadFull(c, buf)
 	require.NoError(t, err)
 	assert.Equal(t, "waiting", string(buf))
 }
 
 func dlNotEarly(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
 	for _, after := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond} {
 		dl := time.Now().Add(after)
-		require.NoError(t, d.SetReadDeadline(dl))
-		ch := goRead(d, make([]byte, 8))
+		require.NoError(t, c.SetReadDeadline(dl))
+		ch := goRead(c, make([]byte, 8))
 		r := waitFor(t, ch, after+prompt, "Read with a deadline")
 		assert.ErrorIs(t, r.err, os.ErrDeadlineExceeded)
 		assert.False(t, r.at.Before(dl), "Read with a %v deadline returned %v early", after, dl.Sub(r.at))
@@ -152,16 +150,16 @@ func dlNotEarly(t *testing.T, e *env, nw string) {
 }
 
 func dlExtend(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, a, _ := e.pair(nw)
+	e.needsConns(nw)
+	c, peer, _ := e.conns(nw)
 	start := time.Now()
-	require.NoError(t, d.SetReadDeadline(start.Add(100*time.Millisecond)))
+	require.NoError(t, c.SetReadDeadline(start.Add(100*time.Millisecond)))
 	buf := make([]byte, 8)
-	ch := goRead(d, buf)
+	ch := goRead(c, buf)
 	settle()
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(10*time.Second)))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 	time.Sleep(270 * time.Millisecond)
-	_, err := a.Write([]byte("late"))
+	_, err := peer.Write([]byte("late"))
 	require.NoError(t, err)
 	r := waitFor(t, ch, 10*time.Second, "Read whose deadline was extended")
 	require.NoError(t, r.err, "Read whose deadline was extended while it was blocked")
@@ -170,35 +168,35 @@ func dlExtend(t *testing.T, e *env, nw string) {
 }
 
 func dlShorten(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(time.Hour)))
-	ch := goRead(d, make([]byte, 8))
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(time.Hour)))
+	ch := goRead(c, make([]byte, 8))
 	settle()
 	dl := time.Now().Add(80 * time.Millisecond)
-	require.NoError(t, d.SetReadDeadline(dl))
+	require.NoError(t, c.SetReadDeadline(dl))
 	r := waitFor(t, ch, prompt, "Read whose deadline was shortened")
 	assert.ErrorIs(t, r.err, os.ErrDeadlineExceeded)
 	assert.False(t, r.at.Before(dl), "Read returned before its shortened deadline")
 }
 
 func dlZeroClears(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, a, _ := e.pair(nw)
-	require.NoError(t, d.SetDeadline(time.Now().Add(-time.Second)))
-	_, err := d.Read(make([]byte, 8))
+	e.needsConns(nw)
+	c, peer, _ := e.conns(nw)
+	require.NoError(t, c.SetDeadline(time.Now().Add(-time.Second)))
+	_, err := c.Read(make([]byte, 8))
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	// Clear it while nothing is pending; then a Read blocks until data.
-	require.NoError(t, d.SetDeadline(time.Time{}))
+	require.NoError(t, c.SetDeadline(time.Time{}))
 	buf := make([]byte, 8)
-	ch := goRead(d, buf)
+	ch := goRead(c, buf)
 	time.Sleep(100 * time.Millisecond)
 	select {
 	case r := <-ch:
 		t.Fatalf("Read returned (%d, %v) after its deadline was cleared and before data arrived", r.n, r.err)
 	default:
 	}
-	_, err = a.Write([]byte("data"))
+	_, err = peer.Write([]byte("data"))
 	require.NoError(t, err)
 	r := waitFor(t, ch, prompt, "Read after the deadline was cleared")
 	require.NoError(t, r.err)
@@ -206,12 +204,12 @@ func dlZeroClears(t *testing.T, e *env, nw string) {
 
 	// Clearing while blocked also works: a Read due at 80ms is cleared and
 	// waits for data sent at 250ms.
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(80*time.Millisecond)))
-	ch = goRead(d, buf)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(80*time.Millisecond)))
+	ch = goRead(c, buf)
 	settle()
-	require.NoError(t, d.SetReadDeadline(time.Time{}))
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
 	time.Sleep(220 * time.Millisecond)
-	_, err = a.Write([]byte("more"))
+	_, err = peer.Write([]byte("more"))
 	require.NoError(t, err)
 	r = waitFor(t, ch, prompt, "Read whose deadline was cleared while blocked")
 	require.NoError(t, r.err, "Read whose deadline was cleared while it was blocked")
@@ -219,32 +217,30 @@ func dlZeroClears(t *testing.T, e *env, nw string) {
 }
 
 func dlIndependent(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, a, _ := e.pair(nw)
+	e.needsConns(nw)
+	c, peer, _ := e.conns(nw)
 	// A past read deadline does not stop writes, and the reverse.
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(-time.Second)))
-	_, err := d.Write([]byte("w"))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
+	_, err := c.Write([]byte("w"))
 	require.NoError(t, err, "Write with only the read deadline past")
-	require.NoError(t, d.SetReadDeadline(time.Time{}))
-	require.NoError(t, d.SetWriteDeadline(time.Now().Add(-time.Second)))
-	_, err = a.Write([]byte("r"))
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(-time.Second)))
+	_, err = peer.Write([]byte("r"))
 	require.NoError(t, err)
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(5*time.Second)))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	buf := make([]byte, 1)
-	_, err = d.Read(buf)
+	_, err = c.Read(buf)
 	require.NoError(t, err, "Read with only the write deadline past")
 	// SetDeadline sets both.
-	require.NoError(t, d.SetDeadline(time.Now().Add(-time.Second)))
-	_, err = d.Read(buf)
+	require.NoError(t, c.SetDeadline(time.Now().Add(-time.Second)))
+	_, err = c.Read(buf)
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "Read after SetDeadline(past)")
-	_, err = d.Write(buf)
+	_, err = c.Write(buf)
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "Write after SetDeadline(past)")
 }
 
 func dlAccept(t *testing.T, e *env, nw string) {
-	if isUnix(nw) {
-		e.needs(loop.CapUnix)
-	}
+	e.needsListen(nw)
 	ln := e.net().listen(nw)
 	dl, ok := ln.(deadliner)
 	require.True(t, ok, "listener %T has no SetDeadline(time.Time) error", ln)
@@ -320,8 +316,8 @@ func requireClosedErr(t *testing.T, what string, err error) {
 }
 
 func closeUnblocksRead(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	for _, which := range []string{"dialed", "accepted"} {
+	e.needsConns(nw)
+	for _, which := range e.roles() {
 		d, a, _ := e.pair(nw)
 		c := pick(which, d, a)
 		ch := goRead(c, make([]byte, 8))
@@ -333,8 +329,8 @@ func closeUnblocksRead(t *testing.T, e *env, nw string) {
 }
 
 func closeUnblocksWrite(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	for _, which := range []string{"dialed", "accepted"} {
+	e.needsConns(nw)
+	for _, which := range e.roles() {
 		d, a, _ := e.pair(nw)
 		c := pick(which, d, a)
 		fillWrite(t, c)
@@ -347,13 +343,13 @@ func closeUnblocksWrite(t *testing.T, e *env, nw string) {
 }
 
 func closeUnblocksBoth(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
-	fillWrite(t, d)
-	rd := goRead(d, make([]byte, 8))
-	wr := goWrite(d, make([]byte, 1<<20))
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
+	fillWrite(t, c)
+	rd := goRead(c, make([]byte, 8))
+	wr := goWrite(c, make([]byte, 1<<20))
 	settle()
-	require.NoError(t, d.Close())
+	require.NoError(t, c.Close())
 	r := waitFor(t, rd, prompt, "Read blocked when the conn was closed")
 	requireClosedErr(t, "Read released by Close", r.err)
 	w := waitFor(t, wr, prompt, "Write blocked when the conn was closed")
@@ -361,9 +357,7 @@ func closeUnblocksBoth(t *testing.T, e *env, nw string) {
 }
 
 func closeUnblocksAccept(t *testing.T, e *env, nw string) {
-	if isUnix(nw) {
-		e.needs(loop.CapUnix)
-	}
+	e.needsListen(nw)
 	ln := e.net().listen(nw)
 	ch := goErr(func() error {
 		return e.net().result(ln.Accept())
@@ -375,23 +369,23 @@ func closeUnblocksAccept(t *testing.T, e *env, nw string) {
 }
 
 func closePeerRead(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, a, _ := e.pair(nw)
-	ch := goRead(d, make([]byte, 8))
+	e.needsConns(nw)
+	c, peer, _ := e.conns(nw)
+	ch := goRead(c, make([]byte, 8))
 	settle()
-	require.NoError(t, a.Close())
+	require.NoError(t, peer.Close())
 	r := waitFor(t, ch, prompt, "Read blocked when the peer closed")
 	assert.Zero(t, r.n)
 	assert.Equal(t, io.EOF, r.err, "Read released by the peer's Close returns io.EOF itself")
 }
 
 func closePeerWrite(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, a, _ := e.pair(nw)
-	fillWrite(t, d)
-	ch := goErr(func() error { return fillUntilError(d) })
+	e.needsConns(nw)
+	c, peer, _ := e.conns(nw)
+	fillWrite(t, c)
+	ch := goErr(func() error { return fillUntilError(c) })
 	settle()
-	require.NoError(t, a.Close())
+	require.NoError(t, peer.Close())
 	err := waitFor(t, ch, prompt, "Write blocked when the peer closed without reading")
 	assert.True(t, errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET),
 		"Write released by the peer's Close: %v, want EPIPE or ECONNRESET", err)
@@ -439,10 +433,10 @@ func blockedCalls(t *testing.T, c net.Conn, readers, writers int) []<-chan readR
 // dlPastFailsMany: several goroutines blocked in Read (net queues them on
 // the conn's read lock) are all released by one past deadline.
 func dlPastFailsMany(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
-	chs := blockedCalls(t, d, 4, 0)
-	require.NoError(t, d.SetReadDeadline(time.Now().Add(-time.Second)))
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
+	chs := blockedCalls(t, c, 4, 0)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
 	for i, ch := range chs {
 		r := waitFor(t, ch, prompt, fmt.Sprintf("Read %d pending when the deadline was set in the past", i))
 		assert.ErrorIs(t, r.err, os.ErrDeadlineExceeded, "Read %d", i)
@@ -452,10 +446,10 @@ func dlPastFailsMany(t *testing.T, e *env, nw string) {
 // closeUnblocksMany: Close releases every blocked Read and Write, however
 // many goroutines wait.
 func closeUnblocksMany(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
-	d, _, _ := e.pair(nw)
-	chs := blockedCalls(t, d, 4, 3)
-	require.NoError(t, d.Close())
+	e.needsConns(nw)
+	c, _, _ := e.conns(nw)
+	chs := blockedCalls(t, c, 4, 3)
+	require.NoError(t, c.Close())
 	for i, ch := range chs {
 		r := waitFor(t, ch, prompt, fmt.Sprintf("call %d blocked when the conn was closed", i))
 		requireClosedErr(t, fmt.Sprintf("call %d released by Close", i), r.err)

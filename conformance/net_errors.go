@@ -80,9 +80,9 @@ func title(network string) string {
 }
 
 func errReadAfterClose(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	buf := make([]byte, 8)
-	for _, which := range []string{"dialed", "accepted"} {
+	for _, which := range e.roles() {
 		e.sideBySide("Read after Close on the "+which+" conn", func(s *side) error {
 			d, a, _ := s.pair(nw)
 			c := pick(which, d, a)
@@ -94,8 +94,8 @@ func errReadAfterClose(e *env, nw string) {
 }
 
 func errWriteAfterClose(e *env, nw string) {
-	e.needsStream(nw)
-	for _, which := range []string{"dialed", "accepted"} {
+	e.needsConns(nw)
+	for _, which := range e.roles() {
 		e.sideBySide("Write after Close on the "+which+" conn", func(s *side) error {
 			d, a, _ := s.pair(nw)
 			c := pick(which, d, a)
@@ -114,9 +114,7 @@ func pick(which string, dialed, accepted net.Conn) net.Conn {
 }
 
 func errAcceptAfterClose(e *env, nw string) {
-	if isUnix(nw) {
-		e.needs(loop.CapUnix)
-	}
+	e.needsListen(nw)
 	e.sideBySide("Accept after Close", func(s *side) error {
 		ln := s.listen(nw)
 		require.NoError(e.t, ln.Close(), "%s: Close", s.name)
@@ -125,8 +123,8 @@ func errAcceptAfterClose(e *env, nw string) {
 }
 
 func errCloseTwice(e *env, nw string) {
-	e.needsStream(nw)
-	for _, which := range []string{"dialed", "accepted"} {
+	e.needsConns(nw)
+	for _, which := range e.roles() {
 		e.sideBySide("second Close of the "+which+" conn", func(s *side) error {
 			d, a, _ := s.pair(nw)
 			c := pick(which, d, a)
@@ -142,45 +140,45 @@ func errCloseTwice(e *env, nw string) {
 }
 
 func errReadEOF(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	e.sideBySide("Read at EOF after the peer closed", func(s *side) error {
-		d, a, _ := s.pair(nw)
-		_, err := a.Write([]byte("last"))
+		c, peer, _ := s.conns(nw)
+		_, err := peer.Write([]byte("last"))
 		require.NoError(e.t, err, "%s: Write", s.name)
-		require.NoError(e.t, a.Close(), "%s: Close", s.name)
-		require.NoError(e.t, d.SetReadDeadline(time.Now().Add(5*time.Second)))
-		got, err := io.ReadAll(io.LimitReader(d, 4))
+		require.NoError(e.t, peer.Close(), "%s: Close", s.name)
+		require.NoError(e.t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		got, err := io.ReadAll(io.LimitReader(c, 4))
 		require.NoError(e.t, err, "%s: read the data before EOF", s.name)
 		require.Equal(e.t, "last", string(got), "%s: data before EOF", s.name)
-		n, err := d.Read(make([]byte, 8))
+		n, err := c.Read(make([]byte, 8))
 		require.Zero(e.t, n, "%s: bytes read at EOF", s.name)
 		return err
 	}, io.EOF)
 	e.sideBySide("Read at EOF after the peer's CloseWrite", func(s *side) error {
-		d, a, _ := s.pair(nw)
-		require.NoError(e.t, a.(closeWriter).CloseWrite(), "%s: CloseWrite", s.name)
-		require.NoError(e.t, d.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err := d.Read(make([]byte, 8))
+		c, peer, _ := s.conns(nw)
+		require.NoError(e.t, peer.(closeWriter).CloseWrite(), "%s: CloseWrite", s.name)
+		require.NoError(e.t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := c.Read(make([]byte, 8))
 		return err
 	}, io.EOF)
 }
 
 func errReadDeadline(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	e.sideBySide("Read past its deadline", func(s *side) error {
-		d, _, _ := s.pair(nw)
-		require.NoError(e.t, d.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
-		_, err := d.Read(make([]byte, 8))
+		c, _, _ := s.conns(nw)
+		require.NoError(e.t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+		_, err := c.Read(make([]byte, 8))
 		return err
 	}, os.ErrDeadlineExceeded)
 }
 
 func errWriteDeadline(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	e.sideBySide("Write past its deadline (peer not reading)", func(s *side) error {
-		d, _, _ := s.pair(nw)
-		require.NoError(e.t, d.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
-		return fillUntilError(d)
+		c, _, _ := s.conns(nw)
+		require.NoError(e.t, c.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
+		return fillUntilError(c)
 	}, os.ErrDeadlineExceeded)
 }
 
@@ -203,9 +201,7 @@ func fillUntilError(c net.Conn) error {
 type deadliner interface{ SetDeadline(time.Time) error }
 
 func errAcceptDeadline(e *env, nw string) {
-	if isUnix(nw) {
-		e.needs(loop.CapUnix)
-	}
+	e.needsListen(nw)
 	e.sideBySide("Accept past its deadline", func(s *side) error {
 		ln := s.listen(nw)
 		dl, ok := ln.(deadliner)
@@ -220,13 +216,13 @@ type closeWriter interface{ CloseWrite() error }
 type closeReader interface{ CloseRead() error }
 
 func errWriteAfterCloseWrite(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	e.sideBySide("Write after CloseWrite", func(s *side) error {
-		d, _, _ := s.pair(nw)
-		cw, ok := d.(closeWriter)
-		require.True(e.t, ok, "%s: conn %T has no CloseWrite() error", s.name, d)
+		c, _, _ := s.conns(nw)
+		cw, ok := c.(closeWriter)
+		require.True(e.t, ok, "%s: conn %T has no CloseWrite() error", s.name, c)
 		require.NoError(e.t, cw.CloseWrite(), "%s: CloseWrite", s.name)
-		_, err := d.Write([]byte("x"))
+		_, err := c.Write([]byte("x"))
 		return err
 	}, syscall.EPIPE)
 }
@@ -236,12 +232,12 @@ type syscallConner interface {
 }
 
 func errRawControlAfterClose(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	e.sideBySide("RawConn.Control after Close", func(s *side) error {
-		d, _, _ := s.pair(nw)
-		sc, ok := d.(syscallConner)
-		require.True(e.t, ok, "%s: conn %T has no SyscallConn", s.name, d)
-		require.NoError(e.t, d.Close(), "%s: Close", s.name)
+		c, _, _ := s.conns(nw)
+		sc, ok := c.(syscallConner)
+		require.True(e.t, ok, "%s: conn %T has no SyscallConn", s.name, c)
+		require.NoError(e.t, c.Close(), "%s: Close", s.name)
 		rc, err := sc.SyscallConn()
 		if err != nil {
 			return err
@@ -283,9 +279,7 @@ func errDialRefused(e *env, nw string) {
 }
 
 func errListenInUse(e *env, nw string) {
-	if isUnix(nw) {
-		e.needs(loop.CapUnix)
-	}
+	e.needsListen(nw)
 	e.sideBySide("Listen on an address in use", func(s *side) error {
 		ln := s.listen(nw)
 		return s.result(s.n.Listen(nw, ln.Addr().String()))
@@ -505,15 +499,15 @@ var setterCalls = []struct {
 }
 
 func errSettersAfterClose(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	for _, sc := range setterCalls {
 		if sc.tcpOnly && isUnix(nw) {
 			continue
 		}
 		e.sideBySide(sc.what+" after Close", func(s *side) error {
-			d, _, _ := s.pair(nw)
-			require.NoError(e.t, d.Close())
-			return sc.call(d)
+			c, _, _ := s.conns(nw)
+			require.NoError(e.t, c.Close())
+			return sc.call(c)
 		}, net.ErrClosed)
 	}
 	e.sideBySide("listener SetDeadline after Close", func(s *side) error {
@@ -528,21 +522,21 @@ func errSettersAfterClose(e *env, nw string) {
 // errReadReset: the peer closes with data it never read, so the kernel
 // resets the connection.
 func errReadReset(e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	var want []error
 	if !isUnix(nw) {
 		want = append(want, syscall.ECONNRESET)
 	}
 	e.sideBySide("Read after the peer closed with unread data", func(s *side) error {
-		d, a, _ := s.pair(nw)
-		require.NoError(e.t, a.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err := d.Write([]byte("never read"))
+		c, peer, _ := s.conns(nw)
+		require.NoError(e.t, peer.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := c.Write([]byte("never read"))
 		require.NoError(e.t, err)
 		// Wait until the bytes are queued at the peer, unread.
-		waitQueued(e.t, a)
-		require.NoError(e.t, a.Close())
-		require.NoError(e.t, d.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err = d.Read(make([]byte, 8))
+		waitQueued(e.t, peer)
+		require.NoError(e.t, peer.Close())
+		require.NoError(e.t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err = c.Read(make([]byte, 8))
 		return err
 	}, want...)
 }

@@ -25,8 +25,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/nettest"
-
-	"github.com/evhub/evhub/loop"
 )
 
 // httpCases: net/http served on a listener of the network and used through
@@ -35,7 +33,8 @@ func netHTTPCases() []netCase {
 	return []netCase{
 		{area: "http", name: "KeepAlive", run: func(t *testing.T, e *env) { httpKeepAlive(t, e, false) }},
 		{area: "http", name: "KeepAliveStdClients", run: func(t *testing.T, e *env) { httpKeepAlive(t, e, true) }},
-		{area: "http", name: "LargeBody", run: httpLargeBody},
+		{area: "http", name: "LargeBody", run: func(t *testing.T, e *env) { httpLargeBody(t, e, false) }},
+		{area: "http", name: "LargeBodyStdClient", run: func(t *testing.T, e *env) { httpLargeBody(t, e, true) }},
 	}
 }
 
@@ -149,15 +148,23 @@ func httpKeepAlive(t *testing.T, e *env, stdClients bool) {
 	assert.GreaterOrEqual(t, accepted.Load(), int32(clients), "conns the server accepted")
 }
 
-func httpLargeBody(t *testing.T, e *env) {
-	e.needsStream("tcp")
+// httpLargeBody: 4 MiB request bodies echoed back as they stream in. With
+// stdClient the client dials through the standard library, so a network
+// that only listens is tested as the server.
+func httpLargeBody(t *testing.T, e *env, stdClient bool) {
+	client := e.n
+	if stdClient {
+		client = StdNetwork
+	} else {
+		e.needsStream("tcp")
+	}
 	const size = 4 << 20
 	url := httpServe(t, e, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Echo the body back, streaming.
 		w.Header().Set("Content-Length", r.Header.Get("Content-Length"))
 		_, _ = io.Copy(w, r.Body)
 	}), nil)
-	cl := httpClient(t, e.n)
+	cl := httpClient(t, client)
 	for i := range 3 {
 		pt := newPattern(uint64(200 + i))
 		pr, pw := io.Pipe()
@@ -180,6 +187,7 @@ func netTLSCases() []netCase {
 		{area: "tls", name: "HandshakeTCP", run: func(t *testing.T, e *env) { tlsExchange(t, e, "tcp", false) }},
 		{area: "tls", name: "HandshakeUnix", run: func(t *testing.T, e *env) { tlsExchange(t, e, "unix", false) }},
 		{area: "tls", name: "ServerTCP", run: func(t *testing.T, e *env) { tlsExchange(t, e, "tcp", true) }},
+		{area: "tls", name: "ServerUnix", run: func(t *testing.T, e *env) { tlsExchange(t, e, "unix", true) }},
 	}
 }
 
@@ -234,16 +242,14 @@ func testCert() (tls.Certificate, *x509.CertPool, error) {
 func tlsExchange(t *testing.T, e *env, nw string, serverOnly bool) {
 	dialer := e.n
 	if serverOnly {
-		if isUnix(nw) {
-			e.needs(loop.CapUnix)
-		}
+		e.needsListen(nw)
 		dialer = StdNetwork
 	} else {
 		e.needsStream(nw)
 	}
 	cert, pool, err := testCert()
 	require.NoError(t, err, "self-signed certificate")
-	d, a := e.net().connectVia(dialer, e.net().listen(nw))
+	d, a := e.net().connectVia(dialer, e.net().listen(nw), nil)
 	for _, c := range []net.Conn{d, a} {
 		require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
 	}
@@ -300,9 +306,7 @@ func netNettestCases() []netCase {
 func nettestConn(t *testing.T, e *env, nw string, serverOnly bool) {
 	dial := e.n.Dial
 	if serverOnly {
-		if isUnix(nw) {
-			e.needs(loop.CapUnix)
-		}
+		e.needsListen(nw)
 		dial = StdNetwork.Dial
 	} else {
 		e.needsStream(nw)

@@ -14,8 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
-
-	"github.com/evhub/evhub/loop"
 )
 
 // stressCases: many connections, fd reuse, and backpressure.
@@ -55,8 +53,11 @@ func settleCounts(t *testing.T, what string, fds, gs int) {
 }
 
 func stressConnectClose(t *testing.T, e *env, nw string, cycles int) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	ln := e.net().listen(nw)
+	// Through the reference if the network cannot dial: then its accepted
+	// conns are the ones tested.
+	dialer := e.net().dialer()
 	fds0, gs0 := len(openFDs()), runtime.NumGoroutine()
 
 	// The server reads the client's byte, then closes; the client reads
@@ -80,7 +81,7 @@ func stressConnectClose(t *testing.T, e *env, nw string, cycles int) {
 	start := time.Now()
 	buf := make([]byte, 1)
 	for i := 0; i < cycles; i++ {
-		c, err := e.n.Dial(nw, ln.Addr().String())
+		c, err := dialer.Dial(nw, ln.Addr().String())
 		require.NoError(t, err, "dial %d", i)
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		_, err = c.Write([]byte{byte(i)})
@@ -99,11 +100,11 @@ func stressConnectClose(t *testing.T, e *env, nw string, cycles int) {
 }
 
 func stressSlowReader(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	const total = 32 << 20
-	d, a, _ := e.pair(nw)
-	require.NoError(t, d.SetDeadline(time.Now().Add(40*time.Second)))
-	require.NoError(t, a.SetDeadline(time.Now().Add(40*time.Second)))
+	c, peer, _ := e.conns(nw)
+	require.NoError(t, c.SetDeadline(time.Now().Add(40*time.Second)))
+	require.NoError(t, peer.SetDeadline(time.Now().Add(40*time.Second)))
 	pt := newPattern(5)
 
 	runtime.GC()
@@ -137,12 +138,12 @@ func stressSlowReader(t *testing.T, e *env, nw string) {
 	// The writer is far faster than the reader: a network that buffers
 	// instead of applying backpressure grows the heap by the payload.
 	wr := goErr(func() error {
-		if err := pt.write(d, total, 256<<10); err != nil {
+		if err := pt.write(c, total, 256<<10); err != nil {
 			return err
 		}
-		return d.Close()
+		return c.Close()
 	})
-	slow := &slowReader{r: a, pause: 500 * time.Microsecond}
+	slow := &slowReader{r: peer, pause: 500 * time.Microsecond}
 	rerr := pt.read(slow, total, 32<<10, true)
 	close(stop)
 	<-sampled
@@ -168,8 +169,9 @@ func (s *slowReader) Read(p []byte) (int, error) {
 }
 
 func stressConcurrent(t *testing.T, e *env, nw string, conns int) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	ln := e.net().listen(nw)
+	dialer := e.net().dialer()
 	const each = 256 << 10
 	var wg sync.WaitGroup
 	// Echo server: one goroutine per accepted conn.
@@ -194,7 +196,7 @@ func stressConcurrent(t *testing.T, e *env, nw string, conns int) {
 	for i := 0; i < conns; i++ {
 		go func() {
 			errs <- func() error {
-				c, err := e.n.Dial(nw, ln.Addr().String())
+				c, err := dialer.Dial(nw, ln.Addr().String())
 				if err != nil {
 					return fmt.Errorf("dial %d: %w", i, err)
 				}
@@ -239,7 +241,7 @@ func fdOf(c net.Conn) int {
 }
 
 func stressFDReuse(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	s := e.net()
 	ln := s.listen(nw)
 	const rounds = 100
@@ -250,7 +252,7 @@ func stressFDReuse(t *testing.T, e *env, nw string) {
 		// peer that does not read) is closed; the kernel hands its fd
 		// number to the next socket. Nothing of the old conn may reach
 		// the new one: no stale wake-up, no data, no error.
-		c1, s1 := s.connect(ln)
+		c1, s1 := s.connectUT(ln)
 		fd1 := fdOf(c1)
 		var pending <-chan readResult
 		if i%2 == 0 {
@@ -259,11 +261,22 @@ func stressFDReuse(t *testing.T, e *env, nw string) {
 			pending = goWrite(c1, big)
 		}
 		settle0(i)
-		require.NoError(t, c1.Close())
-		r := waitFor(t, pending, prompt, "call blocked in a conn being closed")
-		require.ErrorIs(t, r.err, net.ErrClosed, "round %d: call released by Close", i)
-
-		c2, s2 := s.connect(ln)
+		closeC1 := func() {
+			require.NoError(t, c1.Close())
+			r := waitFor(t, pending, prompt, "call blocked in a conn being closed")
+			require.ErrorIs(t, r.err, net.ErrClosed, "round %d: call released by Close", i)
+		}
+		var c2, s2 net.Conn
+		if e.dials {
+			closeC1()
+			c2, s2 = s.connectUT(ln)
+		} else {
+			// The conn under test is the accepted one: the reference
+			// dials before c1 closes, so that the fd c1 frees goes to
+			// the network's Accept rather than to the reference's
+			// socket.
+			c2, s2 = e.underTest(s.connectVia(s.dialer(), ln, closeC1))
+		}
 		if fd1 >= 0 && fdOf(c2) == fd1 {
 			reused++
 		}
@@ -316,7 +329,7 @@ func settle0(i int) {
 // promptly with an error net could return there, and the race detector
 // watches the network's bookkeeping.
 func stressCloseRace(t *testing.T, e *env, nw string) {
-	e.needsStream(nw)
+	e.needsConns(nw)
 	s := e.net()
 	ln := s.listen(nw)
 	ok := func(err error) bool {
@@ -324,13 +337,13 @@ func stressCloseRace(t *testing.T, e *env, nw string) {
 			errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 	}
 	for i := range 200 {
-		d, a := s.connect(ln)
+		c, peer := s.connectUT(ln)
 		var calls []<-chan error
 		calls = append(calls,
 			goErr(func() error { // reader
 				buf := make([]byte, 4096)
 				for {
-					if _, err := d.Read(buf); err != nil {
+					if _, err := c.Read(buf); err != nil {
 						return err
 					}
 				}
@@ -338,28 +351,28 @@ func stressCloseRace(t *testing.T, e *env, nw string) {
 			goErr(func() error { // writer
 				buf := make([]byte, 16<<10)
 				for {
-					if _, err := d.Write(buf); err != nil {
+					if _, err := c.Write(buf); err != nil {
 						return err
 					}
 				}
 			}),
 			goErr(func() error { // deadline churn
 				for {
-					if err := d.SetDeadline(time.Now().Add(time.Hour)); err != nil {
+					if err := c.SetDeadline(time.Now().Add(time.Hour)); err != nil {
 						return err
 					}
 					time.Sleep(50 * time.Microsecond)
 				}
 			}),
 			goErr(func() error { // the peer echoes
-				_, err := echo(a)
+				_, err := echo(peer)
 				return err
 			}),
 		)
 		time.Sleep(time.Duration(i%5) * 300 * time.Microsecond)
-		first, second := d, a
+		first, second := c, peer
 		if i%3 == 2 {
-			first, second = a, d // the peer closes first
+			first, second = peer, c // the peer closes first
 		}
 		require.NoError(t, first.Close(), "round %d: Close", i)
 		require.NoError(t, second.Close(), "round %d: Close", i)
@@ -384,9 +397,7 @@ func echo(c net.Conn) (int64, error) {
 // way it must not spin, and the conn must be accepted once descriptors are
 // free again.
 func stressAcceptEMFILE(t *testing.T, e *env, nw string) {
-	if isUnix(nw) {
-		e.needs(loop.CapUnix)
-	}
+	e.needsListen(nw)
 	ln := e.net().listen(nw)
 
 	type acc struct {

@@ -34,7 +34,10 @@
 // # Posts, timers, signals
 //
 // Post uses [loop.PostQueue], whose wake-up is Poller.Trigger of the queue
-// drain, issued only when the queue goes from empty to non-empty. gnet's
+// drain, issued only when the queue goes from empty to non-empty and not
+// while a batch of I/O callbacks runs (outside RunOnce): what is posted
+// during a batch is drained when the batch ends, with no Trigger, so a task
+// woken by readiness costs no eventfd write, read and extra poll. gnet's
 // chores run the task queue until it is empty, so functions posted while
 // the drain runs wait for the next batch (after its I/O): a function that
 // keeps re-posting itself cannot starve I/O or timers. Timers are the

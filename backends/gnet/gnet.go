@@ -67,6 +67,11 @@ type Loop struct {
 	// chores drain the task queue until it is empty.
 	draining  atomic.Bool
 	wakeLater atomic.Bool
+	// inBatch is set while an I/O batch's callbacks run (outside
+	// RunOnce): a wake-up requested meanwhile is left to the drain that
+	// ends the batch (dispatch), so a callback that posts — a task woken
+	// by readiness — costs no eventfd write, read and extra poll.
+	inBatch atomic.Bool
 
 	// Loop goroutine only from here on.
 	fds        []*fdRec // by fd number
@@ -415,11 +420,12 @@ func (l *Loop) Signal(sig os.Signal, cb func(os.Signal)) (loop.Watcher, error) {
 func (l *Loop) Post(fn func()) error { return l.posts.Post(fn) }
 
 // wake is the PostQueue's wake-up: Trigger the drain on the current outer
-// poller or, while a drain is running, leave it to that drain.
+// poller or, while a drain or a batch of callbacks is running, leave it to
+// that drain or to the drain that ends the batch.
 func (l *Loop) wake() {
 	l.wakeLater.Store(true)
-	if l.draining.Load() {
-		return // the drain sees wakeLater when it ends
+	if l.draining.Load() || l.inBatch.Load() {
+		return // the drain, or the batch's end, sees wakeLater
 	}
 	l.trigger(l.drainFn)
 }
@@ -436,22 +442,25 @@ func (l *Loop) trigger(fn func(any) error) {
 // drainTask runs on the loop goroutine in Polling's chores, after the
 // batch's I/O.
 func (l *Loop) drainTask(any) error {
+	if l.drainPosts() > 0 {
+		l.onceDone = true
+		l.afterCallbacks()
+	}
+	return l.endCheck()
+}
+
+// drainPosts runs the posted functions and reports how many ran.
+func (l *Loop) drainPosts() int {
 	l.wakeLater.Store(false)
 	l.draining.Store(true)
 	n := l.posts.Run()
-	if n > 0 {
-		l.onceDone = true
-	}
 	l.draining.Store(false)
 	if l.wakeLater.Swap(false) && l.posts.Pending() {
 		// Posted while draining: run them in the next batch, after its
 		// I/O (the timer source's callback Triggers the drain).
 		l.tsrc.kick()
 	}
-	if n > 0 {
-		l.afterCallbacks()
-	}
-	return l.endCheck()
+	return n
 }
 
 // afterCallbacks runs after a batch of callbacks: they may have reset a
@@ -523,6 +532,12 @@ func (l *Loop) dispatch() {
 	l.ready = waitInner(l.innerFD, l.raw, l.ready[:0])
 	l.batch++
 	ran := false
+	// Outside RunOnce (whose one batch and one drain are counted), what
+	// the callbacks post is drained at the batch's end, with no Trigger.
+	inline := !l.once
+	if inline {
+		l.inBatch.Store(true)
+	}
 	for i := range l.ready {
 		r := &l.ready[i]
 		if r.fd >= len(l.fds) {
@@ -540,6 +555,13 @@ func (l *Loop) dispatch() {
 				ran = true
 				w.cb(got)
 			}
+		}
+	}
+	if inline {
+		// A poster that saw inBatch set wakeLater first: it is seen here.
+		l.inBatch.Store(false)
+		if l.wakeLater.Load() && l.drainPosts() > 0 {
+			ran = true
 		}
 	}
 	if ran {
@@ -619,6 +641,7 @@ func (l *Loop) leave() {
 		// the panic goes on.
 		l.inPoll = false
 		l.draining.Store(false)
+		l.inBatch.Store(false)
 		if l.closed {
 			_ = l.release()
 		} else {

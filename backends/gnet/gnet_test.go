@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(stallChildEnv) != "" {
+		os.Exit(stallChildMain())
+	}
 	goleak.VerifyTestMain(m)
 }
 

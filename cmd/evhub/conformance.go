@@ -230,6 +230,7 @@ func printMatrix(w io.Writer, results []result) bool {
 		tw.add(row...)
 	}
 	tw.write(w)
+	fmt.Fprintln(w, `"pass N": every case passed; "n/a": the backend declares the capability missing (reason below); "-": an optional extra the backend does not offer (not part of the contract)`)
 	ok := true
 	for _, r := range results {
 		if r.crashed != "" {

@@ -1,0 +1,190 @@
+//go:build linux
+
+package gnet
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/scheduler"
+)
+
+// The bench saw the evhub-gnet row stall at one connection: a server with
+// GOMAXPROCS=1 whose loop thread blocks in epoll_wait while the goroutine
+// it must hand the P to cannot run. The test reproduces the bench's setup —
+// the server in a child process with GOMAXPROCS=1 on one CPU, a goroutine
+// per connection echoing on hub sockets, the client in this process on
+// another CPU — and counts round trips slower than stallAt. A runtime stall
+// costs 10–100 ms; a busy shared machine costs a few such round trips too,
+// so the test fails only beyond stallsAllowed of them.
+
+const (
+	stallChildEnv = "EVHUB_GNET_STALL_CHILD"
+	// stallNoYieldEnv makes the child's loop skip its Gosched after a
+	// batch (DESIGN.md's stranded-runnext fact), to show what the test
+	// catches.
+	stallNoYieldEnv = "EVHUB_GNET_STALL_NOYIELD"
+	stallRounds     = 2000
+	stallAt         = 50 * time.Millisecond
+	stallsAllowed   = 3
+)
+
+// stallChildMain is the server child of TestPingPongStalls: it echoes on a
+// gnet hub until stdin closes. It returns the process's exit code.
+func stallChildMain() int {
+	l, err := New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stall child:", err)
+		return 1
+	}
+	l.yield = os.Getenv(stallNoYieldEnv) == ""
+	h, err := scheduler.New(l)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stall child:", err)
+		return 1
+	}
+	ln, err := h.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stall child:", err)
+		return 1
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	fmt.Println("addr", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = h.Close()
+	return 0
+}
+
+// startPinnedChild starts cmd pinned to cpu (cpu < 0: unpinned). The fork
+// happens on a locked thread with that affinity, so every thread of the
+// child inherits it.
+func startPinnedChild(cmd *exec.Cmd, cpu int) error {
+	if cpu < 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
+	}
+	startErr := cmd.Start()
+	if err := unix.SchedSetaffinity(0, &old); err != nil {
+		runtime.LockOSThread() // keep the pinned thread away from other goroutines
+		return fmt.Errorf("restore affinity: %w", err)
+	}
+	return startErr
+}
+
+// TestPingPongStalls runs stallRounds 64-byte round trips on one
+// connection to a GOMAXPROCS=1 gnet hub server and fails if more than
+// stallsAllowed of them take longer than stallAt.
+func TestPingPongStalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process (not run in -short)")
+	}
+	var cpus unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &cpus), "sched_getaffinity")
+	serverCPU := -1
+	if cpus.Count() >= 2 {
+		for i := range 1024 {
+			if cpus.IsSet(i) {
+				serverCPU = i
+				break
+			}
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), stallChildEnv+"=1", "GOMAXPROCS=1")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, startPinnedChild(cmd, serverCPU), "start the server child")
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			assert.NoError(t, err, "server child exit")
+		case <-time.After(bound):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Error("server child did not exit after stdin closed")
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	addr := ""
+	for addr == "" && lines.Scan() {
+		addr, _ = strings.CutPrefix(lines.Text(), "addr ")
+	}
+	require.NotEmpty(t, addr, "server child printed no address")
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	c, err := net.DialTimeout("tcp", addr, bound)
+	require.NoError(t, err, "dial the server child")
+	defer c.Close()
+	msg, got := make([]byte, 64), make([]byte, 64)
+	// Warm up: the first round trips register the fd and grow stacks.
+	lat := make([]time.Duration, 0, stallRounds)
+	for i := range stallRounds + 100 {
+		start := time.Now()
+		require.NoError(t, c.SetDeadline(start.Add(bound)))
+		_, err := c.Write(msg)
+		require.NoError(t, err, "write round trip %d", i)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err, "read round trip %d", i)
+		if i >= 100 {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	var stalls []time.Duration
+	for _, d := range lat {
+		if d > stallAt {
+			stalls = append(stalls, d)
+		}
+	}
+	slices.Sort(lat)
+	t.Logf("%d round trips: p50 %v, p99 %v, max %v; %d over %v",
+		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1], len(stalls), stallAt)
+	assert.LessOrEqual(t, len(stalls), stallsAllowed, "round trips over %v: %v", stallAt, stalls)
+}
