@@ -4,13 +4,6 @@ import (
 	"net"
 )
 
-// CapHalfClose is a connection that stays writable after its peer has
-// half-closed it (the peer's CloseWrite). A socket-owning library that
-// closes a connection as soon as a read returns EOF (evio does) lacks it:
-// writes after the peer's EOF then fail with an error wrapping both the
-// syscall's EPIPE and errors.ErrUnsupported.
-const CapHalfClose Capability = "half-close"
-
 // StreamServer is an optional capability of loops that own their sockets
 // and cannot watch an arbitrary fd (they lack CapWatch), such as evio: the
 // library accepts connections, reads them and writes them in its own
@@ -64,7 +57,9 @@ type StreamHandler interface {
 	Opened(s Stream)
 	// Data delivers bytes read from s, in order. p is the handler's to
 	// keep. A few bytes read just before a pause took effect may still
-	// arrive after SetReadPaused(true).
+	// arrive after SetReadPaused(true). An empty p is the peer's EOF: no
+	// Data follows, and the stream stays writable (the peer may have only
+	// half-closed it) until Closed.
 	Data(s Stream, p []byte)
 	// Writable reports that s can take more bytes after a Write that took
 	// fewer than it was given. It is the write-progress signal that

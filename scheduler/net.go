@@ -119,6 +119,9 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 		return nil, opErr(nil, ErrHubClosed)
 	}
 	if err := h.checkWatch(); err != nil {
+		if ss, ok := h.loop.(loop.StreamServer); ok {
+			return h.listenStream(ss, network, address)
+		}
 		return nil, opErr(nil, err)
 	}
 	var (

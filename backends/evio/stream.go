@@ -1,0 +1,406 @@
+//go:build linux
+
+package evio
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/tidwall/evio"
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// stream is one accepted connection (loop.Stream).
+//
+// Writes do not go through evio at all while the kernel takes them: the
+// writer's own goroutine writes to dfd, a close-on-exec duplicate of
+// evio's fd, so a fast connection costs one syscall per Write and evio's
+// closing its fd can never make such a write land on a reused descriptor.
+// Only when the kernel buffer is full does the stream take one chunk
+// (chunkSize) more and hand it to evio's output buffer — into an empty
+// one only, checked on the evio goroutine, so evio's replacing of pending
+// output can never drop a byte — and take nothing more until evio has
+// written it (drain check after PreWrite), which gives Write its
+// backpressure.
+type stream struct {
+	sv           *server
+	c            evio.Conn // immutable after opened
+	fd           int       // evio's fd number: only the evio goroutine uses it
+	laddr, raddr net.Addr
+
+	mu                 sync.Mutex
+	dfd                int // our duplicate; -1 once closed
+	refs               int // Control calls using dfd
+	gone               bool
+	goneErr            error
+	closeReq           bool
+	wrShut             bool // CloseWrite called
+	closeWriteDeferred bool // shutdown(SHUT_WR) once evio's buffer drains
+	held               bool // bytes taken that the kernel has not yet
+	pend               []byte
+	pendBuf            []byte
+	// detached: evio closed its fd at the peer's EOF and the stream lives
+	// on through dfd alone, writable (salvage); writability is then
+	// waited for with poll(2) by a watcher goroutine.
+	detached     bool
+	evioHoldsFD  bool // detached at its EOF, before evio closed its fd
+	watching     bool
+	closedPosted bool
+
+	userPaused atomic.Bool
+	selfPaused atomic.Bool  // inflight is over inflightMax
+	inflight   atomic.Int64 // bytes posted to the loop, not yet handled
+	applyFn    func()
+
+	// Evio goroutine only.
+	evioGone    bool
+	openPosted  bool
+	closeHanded bool
+	early       [][]byte
+}
+
+var _ loop.Stream = (*stream)(nil)
+
+func newStream(sv *server, c evio.Conn) (*stream, error) {
+	fd := connFD(c)
+	dfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	// evio accepts without SOCK_CLOEXEC: children must not inherit it.
+	unix.CloseOnExec(fd)
+	st := &stream{sv: sv, c: c, fd: fd, dfd: dfd}
+	st.userPaused.Store(true)
+	st.applyFn = func() { sv.applyMask(st) }
+	if sa, err := unix.Getsockname(dfd); err == nil {
+		st.laddr = sockaddrAddr(sa)
+	}
+	if sa, err := unix.Getpeername(dfd); err == nil {
+		st.raddr = sockaddrAddr(sa)
+	}
+	if st.laddr == nil {
+		st.laddr = c.LocalAddr()
+	}
+	if st.raddr == nil {
+		st.raddr = c.RemoteAddr()
+	}
+	return st, nil
+}
+
+func (st *stream) LocalAddr() net.Addr  { return st.laddr }
+func (st *stream) RemoteAddr() net.Addr { return st.raddr }
+
+func (st *stream) paused() bool { return st.userPaused.Load() || st.selfPaused.Load() }
+
+// deliver hands bytes evio read to the loop goroutine (or keeps them until
+// the stream is announced). Evio goroutine only.
+func (st *stream) deliver(p []byte) {
+	n := st.inflight.Add(int64(len(p)))
+	if n > inflightMax {
+		st.selfPaused.Store(true)
+	}
+	if !st.openPosted {
+		st.early = append(st.early, p)
+		return
+	}
+	st.sv.postData(st, p)
+}
+
+// consumed is called on the loop goroutine after the handler took n bytes.
+func (st *stream) consumed(n int64) {
+	if st.inflight.Add(-n) <= inflightMax/2 && st.selfPaused.Load() {
+		st.selfPaused.Store(false)
+		st.sv.exec(st.applyFn)
+	}
+}
+
+// SetReadPaused stops or resumes reading (loop.Stream).
+func (st *stream) SetReadPaused(paused bool) {
+	if st.userPaused.Swap(paused) == paused {
+		return
+	}
+	st.sv.exec(st.applyFn)
+}
+
+// errEvioClosed is the write error once evio has closed the connection at
+// the peer's EOF and it could not be kept open for writing (see salvage).
+type errEvioClosed struct{}
+
+func (errEvioClosed) Error() string {
+	return "broken pipe (evio closed the connection at the peer's EOF)"
+}
+
+func (errEvioClosed) Unwrap() error { return syscall.EPIPE }
+
+// writeErrLocked is the error of a write on a stream that cannot take it.
+func (st *stream) writeErrLocked() error {
+	switch {
+	case st.closeReq:
+		return net.ErrClosed
+	case st.detached && st.dfd < 0:
+		return net.ErrClosed
+	case st.detached:
+		if st.wrShut {
+			return os.NewSyscallError("write", syscall.EPIPE)
+		}
+		return nil
+	case st.gone && st.goneErr == nil:
+		return os.NewSyscallError("write", errEvioClosed{})
+	case st.gone:
+		if errno, ok := st.goneErr.(syscall.Errno); ok {
+			return os.NewSyscallError("write", errno)
+		}
+		return st.goneErr
+	case st.wrShut:
+		return os.NewSyscallError("write", syscall.EPIPE)
+	}
+	return nil
+}
+
+// Write takes bytes without blocking (loop.Stream). Safe from any
+// goroutine; the scheduler serialises writers.
+func (st *stream) Write(p []byte) (int, bool, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.writeErrLocked(); err != nil {
+		return 0, false, err
+	}
+	if st.held {
+		return 0, true, nil
+	}
+	nn := 0
+	for nn < len(p) {
+		end := min(len(p), nn+1<<30)
+		n, err := unix.Write(st.dfd, p[nn:end])
+		if n > 0 {
+			nn += n
+		}
+		switch err {
+		case nil:
+			if n == 0 {
+				return nn, false, io.ErrUnexpectedEOF
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			if st.detached {
+				st.held = true
+				st.watchLocked()
+				return nn, true, nil
+			}
+			// The kernel is full: take one chunk more for evio to write.
+			k := min(len(p)-nn, chunkSize)
+			st.pendBuf = append(st.pendBuf[:0], p[nn:nn+k]...)
+			st.pend = st.pendBuf
+			st.held = true
+			st.sv.exec(st.handOut)
+			return nn + k, true, nil
+		default:
+			return nn, false, os.NewSyscallError("write", err)
+		}
+	}
+	return nn, false, nil
+}
+
+// handOut asks evio for a Data event on the connection, in which the held
+// chunk is handed over. Evio goroutine (a command).
+func (st *stream) handOut() {
+	if st.evioGone {
+		return
+	}
+	st.c.Wake()
+	// evio's Wake can lose its wake-up (a race between its note queue and
+	// its eventfd): the kick makes the next poll return at once, and that
+	// iteration runs the note.
+	st.sv.kick()
+}
+
+// drained is called on the evio goroutine once evio has written all it
+// held for the stream.
+func (st *stream) drained() {
+	st.mu.Lock()
+	st.held = false
+	st.pend = nil
+	if st.closeWriteDeferred && st.dfd >= 0 {
+		st.closeWriteDeferred = false
+		_ = unix.Shutdown(st.dfd, unix.SHUT_WR)
+	}
+	st.mu.Unlock()
+	st.sv.postE(func() { st.sv.h.Writable(st) })
+}
+
+// CloseWrite sends EOF after the bytes taken so far (loop.Stream).
+func (st *stream) CloseWrite() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closeReq || st.dfd < 0 {
+		return net.ErrClosed
+	}
+	if st.wrShut {
+		return nil
+	}
+	st.wrShut = true
+	if st.held {
+		st.closeWriteDeferred = true
+		return nil
+	}
+	return os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_WR))
+}
+
+// Close closes the connection (loop.Stream): evio writes what it still
+// holds, then closes its fd; Closed follows. A detached stream closes its
+// own fd.
+func (st *stream) Close() error {
+	st.mu.Lock()
+	if st.closeReq {
+		st.mu.Unlock()
+		return net.ErrClosed
+	}
+	st.closeReq = true
+	if st.detached {
+		st.maybeCloseFD()
+		early := st.evioHoldsFD
+		st.mu.Unlock()
+		if early {
+			st.sv.exec(st.closeEarly)
+		}
+		return nil
+	}
+	st.mu.Unlock()
+	st.sv.exec(st.requestClose)
+	return nil
+}
+
+// closeEarly makes evio close its fd of a stream detached at its EOF
+// (detachAtEOF), which it holds unpolled: the registration comes back,
+// for writing only (a Data event then returns evio.Close, which evio runs
+// before it would read the EOF). Evio goroutine.
+func (st *stream) closeEarly() {
+	st.mu.Lock()
+	early := st.evioHoldsFD
+	st.mu.Unlock()
+	if !early {
+		return // evio closed it already, as its server stopped
+	}
+	ev := &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(st.fd)}
+	if unix.EpollCtl(st.sv.epfd, unix.EPOLL_CTL_ADD, st.fd, ev) != nil {
+		return
+	}
+	st.c.Wake()
+	st.sv.kick()
+}
+
+// requestClose makes evio close the connection. Evio goroutine.
+func (st *stream) requestClose() {
+	if st.evioGone {
+		return
+	}
+	st.mu.Lock()
+	st.closeReq = true
+	st.mu.Unlock()
+	st.handOut() // the Data event returns evio.Close
+}
+
+// Control runs f with the stream's fd (loop.Stream).
+func (st *stream) Control(f func(fd uintptr)) error {
+	st.mu.Lock()
+	if st.dfd < 0 {
+		st.mu.Unlock()
+		return net.ErrClosed
+	}
+	st.refs++
+	fd := st.dfd
+	st.mu.Unlock()
+	f(uintptr(fd))
+	st.mu.Lock()
+	st.refs--
+	st.maybeCloseFD()
+	st.mu.Unlock()
+	return nil
+}
+
+// maybeCloseFD closes our duplicate once evio has closed its fd (or, for
+// a detached stream, once Close was called) and no Control call uses it.
+// Closing it promptly matters: while it is open, the epoll registration of
+// evio's closed fd survives and keeps reporting (unless salvage removed
+// it). st.mu held.
+func (st *stream) maybeCloseFD() {
+	done := st.gone && (!st.detached || st.closeReq)
+	if !done || st.refs > 0 || st.dfd < 0 {
+		return
+	}
+	_ = unix.Close(st.dfd)
+	st.dfd = -1
+	if st.detached && !st.closedPosted {
+		st.closedPosted = true
+		st.sv.l.forgetDetached(st)
+		st.sv.l.post(func() { st.sv.h.Closed(st, nil) })
+	}
+}
+
+// watchLocked starts the goroutine that waits, with poll(2), until a
+// detached stream is writable (evio no longer polls it). st.mu held.
+func (st *stream) watchLocked() {
+	if st.watching {
+		return
+	}
+	st.watching = true
+	l := st.sv.l
+	l.watchers.Add(1)
+	go func() {
+		defer l.watchers.Done()
+		st.watchWritable()
+	}()
+}
+
+// watchWritable polls in slices of 10 ms, so that Close is noticed soon;
+// once writable, it flushes a chunk the stream still held from before it
+// was detached, then posts Writable.
+func (st *stream) watchWritable() {
+	for {
+		st.mu.Lock()
+		if st.closeReq || st.dfd < 0 {
+			st.watching = false
+			st.mu.Unlock()
+			return
+		}
+		fd := st.dfd
+		st.refs++
+		st.mu.Unlock()
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, _ := unix.Poll(pfd, 10)
+		st.mu.Lock()
+		st.refs--
+		ready := n > 0
+		if ready && st.pend != nil && st.dfd >= 0 {
+			m, err := unix.Write(st.dfd, st.pend)
+			switch {
+			case m > 0:
+				st.pend = st.pend[m:]
+				if len(st.pend) == 0 {
+					st.pend = nil
+				}
+				ready = st.pend == nil
+			case err != syscall.EAGAIN && err != syscall.EINTR:
+				st.pend = nil // the next Write reports the error
+			default:
+				ready = false
+			}
+		}
+		if ready {
+			st.held = false
+			st.watching = false
+		}
+		st.maybeCloseFD()
+		st.mu.Unlock()
+		if ready {
+			st.sv.l.post(func() { st.sv.h.Writable(st) })
+			return
+		}
+	}
+}

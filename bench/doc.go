@@ -1,0 +1,23 @@
+// Package bench measures evhub side by side with the libraries underneath it
+// and with the standard library, the way the issue tracker and
+// /work/shared/perf-baseline.md ask: every figure is a ratio within one run.
+//
+// A run starts each server in its own process pinned to one CPU with
+// GOMAXPROCS=1 (the "serve" child role), and the load generator in another
+// process pinned to the other CPU (the "load" child role); both are the same
+// binary re-executed. Traffic stays on 127.0.0.1 and every phase is bounded
+// in time. For every (workload, server) pair the orchestrator records round
+// trips per second and latency percentiles (measured by the load generator
+// with an HdrHistogram), the server's own CPU time per round trip (its
+// getrusage, sampled through a control pipe at the start and the end of the
+// measured window) and, for the idle workload, the server's RSS growth per
+// idle connection. Rows are interleaved and repeated; the median is quoted
+// and compared with the stdlib row and with the raw library the row is built
+// on.
+//
+// Servers are registered by name ([Register], [Servers]); the raw baselines
+// (stdlib, gnet, gnet-mc, evio and, under the build tag cev, a libev server
+// written in C) and the evhub rows are all plain entries of that registry.
+// The command line (evhub bench, evhub compare) calls [Bench] and
+// [Compare]; the child roles are [ServeMain] and [LoadMain].
+package bench

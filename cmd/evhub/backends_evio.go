@@ -1,0 +1,4 @@
+package main
+
+// The command line always has the evio backend.
+import _ "github.com/evhub/evhub/backends/evio"

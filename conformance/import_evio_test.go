@@ -1,0 +1,3 @@
+package conformance_test
+
+import _ "github.com/evhub/evhub/backends/evio"

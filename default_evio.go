@@ -1,0 +1,5 @@
+//go:build evio && !gnet && !cev
+
+package evhub
+
+const defaultBackend = "evio"

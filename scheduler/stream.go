@@ -1,0 +1,797 @@
+package scheduler
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// Hub sockets on a loop that owns its sockets (loop.StreamServer, e.g.
+// evio): the library accepts, reads and writes; this file turns its
+// callbacks into the same net.Listener and net.Conn as the fd-based
+// sockets, with the same wait primitive (waitSide), deadlines and error
+// values.
+//
+// Reading: bytes the loop delivers are queued on the conn, without a
+// copy. A conn starts with reading paused, so bytes nobody asked for stay
+// in the kernel as on a net.Conn nobody reads (a Close then resets the
+// connection, exactly as net's); the first Read resumes reading, and
+// reading pauses again whenever streamHighWater bytes are queued unread —
+// the bound on what a slow reader costs.
+//
+// Writing: Stream.Write takes what the socket (plus at most one bounded
+// chunk of the library's) can take without blocking; a Write that is given
+// less than it asked for waits for the loop's Writable, or its deadline,
+// or Close.
+
+const (
+	// streamHighWater is how many unread bytes a conn queues before it
+	// pauses reading; it resumes below streamLowWater.
+	streamHighWater = 256 << 10
+	streamLowWater  = streamHighWater / 2
+	// rawPollSlice bounds one poll(2) of a raw Read or Write on a stream
+	// conn, so Close and deadlines are noticed within it.
+	rawPollSlice = 5 * time.Millisecond
+	// streamBacklog is how many connections a listener queues unaccepted
+	// before it stops accepting (the rest wait in the kernel's backlog).
+	streamBacklog = 128
+)
+
+// listenStream is Listen on a loop that serves stream listeners itself.
+func (h *Hub) listenStream(ss loop.StreamServer, network, address string) (net.Listener, error) {
+	opErr := func(addr net.Addr, err error) error {
+		return &net.OpError{Op: "listen", Net: network, Source: nil, Addr: addr, Err: err}
+	}
+	kind, _ := classify(network)
+	// Resolve first, as the fd-based Listen does, so bad addresses fail
+	// with the same errors on every backend.
+	if kind == kindTCP {
+		if _, err := net.ResolveTCPAddr(network, address); err != nil {
+			return nil, opErr(nil, err)
+		}
+	} else if _, err := net.ResolveUnixAddr(network, address); err != nil {
+		return nil, opErr(nil, err)
+	}
+	l := &streamListener{h: h, network: network, kind: kind, conns: map[loop.Stream]*streamConn{}}
+	l.side.wake = make(chan struct{}, 1)
+	sl, err := ss.ServeStream(network, address, l)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			return nil, err
+		}
+		return nil, opErr(nil, err)
+	}
+	l.ln = sl
+	l.laddr = sl.Addr()
+	if ua, ok := l.laddr.(*net.UnixAddr); ok {
+		l.laddr = &net.UnixAddr{Name: ua.Name, Net: network}
+	}
+	if h.closed.Load() {
+		_ = sl.Close()
+		return nil, opErr(l.laddr, ErrHubClosed)
+	}
+	return l, nil
+}
+
+// streamWait parks the caller (goroutine or task) on s until the loop
+// makes s ready, its deadline passes, or closing is set. A nil return
+// means "look again"; wake-ups may be spurious.
+func streamWait(s *waitSide, closing *atomic.Bool) error {
+	t := currentTask()
+	if t != nil {
+		s.task.Store(t)
+		defer s.task.Store(nil)
+	}
+	for {
+		if closing.Load() {
+			return errClosing
+		}
+		if s.dl.Load() < 0 {
+			return os.ErrDeadlineExceeded
+		}
+		if t != nil && t.ctx.Err() != nil {
+			return t.ctx.Err()
+		}
+		if s.state.CompareAndSwap(stReady, stIdle) {
+			return nil
+		}
+		if !s.state.CompareAndSwap(stIdle, stWaiting) {
+			continue
+		}
+		// Closers and deadlines set their flag, then signal: re-checking
+		// after publishing stWaiting closes the lost-wake-up window.
+		if closing.Load() || s.dl.Load() < 0 || (t != nil && t.ctx.Err() != nil) {
+			s.state.CompareAndSwap(stWaiting, stIdle)
+			continue
+		}
+		s.park(t)
+		s.state.CompareAndSwap(stWaiting, stIdle)
+	}
+}
+
+// streamListener is a net.Listener on a loop.StreamServer; it is the
+// loop.StreamHandler of its connections too.
+type streamListener struct {
+	h       *Hub
+	ln      loop.StreamListener
+	network string
+	kind    netKind
+	laddr   net.Addr
+
+	amu     sync.Mutex // serialises Accept, like the fd's read lock
+	side    waitSide   // Accept's wait (and deadline)
+	closing atomic.Bool
+
+	mu        sync.Mutex
+	queue     []*streamConn // opened, not yet accepted
+	failed    error
+	accepting bool // the loop is asked to accept
+
+	// Loop goroutine only.
+	conns map[loop.Stream]*streamConn
+}
+
+var _ loop.StreamHandler = (*streamListener)(nil)
+
+func (l *streamListener) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: l.network, Source: nil, Addr: l.laddr, Err: err}
+}
+
+// Accept waits for and returns the next connection.
+func (l *streamListener) Accept() (net.Conn, error) {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	for {
+		if l.closing.Load() {
+			return nil, l.opErr("accept", errClosing)
+		}
+		if l.side.dl.Load() < 0 {
+			return nil, l.opErr("accept", os.ErrDeadlineExceeded)
+		}
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			c := l.queue[0]
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+			l.mu.Unlock()
+			return c.wrap(), nil
+		}
+		failed := l.failed
+		resume := !l.accepting && failed == nil
+		l.accepting = true
+		l.mu.Unlock()
+		if failed != nil {
+			return nil, l.opErr("accept", failed)
+		}
+		if resume {
+			// Listeners start paused: connections wait in the kernel's
+			// backlog until somebody accepts, as with net.
+			l.ln.SetAcceptPaused(false)
+		}
+		if err := streamWait(&l.side, &l.closing); err != nil {
+			return nil, l.opErr("accept", err)
+		}
+	}
+}
+
+// Close stops listening; a blocked Accept returns net.ErrClosed and
+// connections already accepted stay open, as with net. Connections the
+// loop opened that nobody accepted yet are closed.
+func (l *streamListener) Close() error {
+	if !l.closing.CompareAndSwap(false, true) {
+		return l.opErr("close", errClosing)
+	}
+	l.side.stopTimer()
+	l.side.signal()
+	err := l.ln.Close()
+	l.mu.Lock()
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, c := range q {
+		_ = c.Close()
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return l.opErr("close", err)
+	}
+	return nil
+}
+
+// Addr returns the listening address.
+func (l *streamListener) Addr() net.Addr { return l.laddr }
+
+// SetDeadline sets the deadline for Accept.
+func (l *streamListener) SetDeadline(t time.Time) error {
+	if l.closing.Load() {
+		return errClosing // net's listeners return it bare
+	}
+	l.side.setDeadline(t)
+	return nil
+}
+
+// SyscallConn returns a raw connection for the listening socket (Control
+// only: the library does the accepting).
+func (l *streamListener) SyscallConn() (syscall.RawConn, error) {
+	return &streamListenerRaw{l}, nil
+}
+
+type streamListenerRaw struct{ l *streamListener }
+
+func (r *streamListenerRaw) Control(f func(fd uintptr)) error {
+	l := r.l
+	if l.closing.Load() {
+		return l.opErr("raw-control", errClosing)
+	}
+	if err := l.ln.Control(f); err != nil {
+		return l.opErr("raw-control", err)
+	}
+	return nil
+}
+
+func (r *streamListenerRaw) Read(func(fd uintptr) bool) error {
+	return r.l.opErr("raw-read", &loop.UnsupportedError{Backend: r.l.h.Backend(), Capability: "raw-listener",
+		Reason: "the loop accepts connections itself"})
+}
+
+func (r *streamListenerRaw) Write(func(fd uintptr) bool) error {
+	return r.l.opErr("raw-write", &loop.UnsupportedError{Backend: r.l.h.Backend(), Capability: "raw-listener",
+		Reason: "the loop accepts connections itself"})
+}
+
+// The loop.StreamHandler methods, on the loop goroutine.
+
+// Opened queues a new connection for Accept.
+func (l *streamListener) Opened(s loop.Stream) {
+	c := newStreamConn(l, s)
+	l.conns[s] = c
+	l.mu.Lock()
+	if l.closing.Load() {
+		l.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	l.queue = append(l.queue, c)
+	pause := len(l.queue) >= streamBacklog && l.accepting
+	if pause {
+		l.accepting = false
+	}
+	l.mu.Unlock()
+	if pause {
+		l.ln.SetAcceptPaused(true)
+	}
+	l.side.ready()
+}
+
+// Data queues bytes for the conn's readers.
+func (l *streamListener) Data(s loop.Stream, p []byte) {
+	if c := l.conns[s]; c != nil {
+		c.data(p)
+	}
+}
+
+// Writable wakes the conn's writer.
+func (l *streamListener) Writable(s loop.Stream) {
+	if c := l.conns[s]; c != nil {
+		c.side[modeWrite].ready()
+	}
+}
+
+// Closed ends the conn: readers see EOF (or the error) after the queued
+// bytes; a hub that is closing makes it net.ErrClosed.
+func (l *streamListener) Closed(s loop.Stream, err error) {
+	c := l.conns[s]
+	if c == nil {
+		return
+	}
+	delete(l.conns, s)
+	c.gone(err)
+}
+
+// ListenerFailed makes Accept return err (net.ErrClosed when the hub is
+// closing).
+func (l *streamListener) ListenerFailed(err error) {
+	if l.h.closed.Load() {
+		l.closing.Store(true)
+	} else {
+		l.mu.Lock()
+		l.failed = err
+		l.mu.Unlock()
+	}
+	l.side.signal()
+	l.side.ready()
+}
+
+// streamConn is a connection of a stream listener.
+type streamConn struct {
+	h            *Hub
+	s            loop.Stream
+	net          string
+	kind         netKind
+	laddr, raddr net.Addr
+
+	side     [2]waitSide
+	closing  atomic.Bool
+	rmu, wmu sync.Mutex // serialise readers and writers, as net does
+
+	mu     sync.Mutex
+	chunks [][]byte // unread bytes, in order
+	unread int
+	paused bool // reading paused (the stream's state as last set)
+	eof    bool
+	rerr   error
+	ended  bool // the loop's Closed arrived
+	rdShut bool
+}
+
+func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
+	c := &streamConn{h: l.h, s: s, net: l.network, kind: l.kind, paused: true}
+	c.side[0].wake = make(chan struct{}, 1)
+	c.side[1].wake = make(chan struct{}, 1)
+	c.laddr, c.raddr = s.LocalAddr(), s.RemoteAddr()
+	_ = s.Control(func(fd uintptr) {
+		if sa, err := unix.Getsockname(int(fd)); err == nil {
+			if a := sockaddrToAddr(c.kind, unix.SOCK_STREAM, sa); a != nil {
+				c.laddr = a
+			}
+		}
+		if sa, err := unix.Getpeername(int(fd)); err == nil {
+			if a := sockaddrToAddr(c.kind, unix.SOCK_STREAM, sa); a != nil {
+				c.raddr = a
+			}
+		}
+		if c.kind == kindTCP {
+			// net's defaults for TCP: no Nagle, keep-alive every 15 s.
+			s := int(fd)
+			_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+			_ = setKeepAliveIdle(s, 15)
+			_ = setKeepAliveInterval(s, 15)
+			_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
+		}
+	})
+	if ua, ok := c.laddr.(*net.UnixAddr); ok && ua != nil {
+		c.laddr = &net.UnixAddr{Name: ua.Name, Net: l.network}
+	}
+	if ua, ok := c.raddr.(*net.UnixAddr); ok && ua != nil {
+		c.raddr = &net.UnixAddr{Name: ua.Name, Net: l.network}
+	}
+	return c
+}
+
+// wrap returns the conn with the methods net's concrete type has.
+func (c *streamConn) wrap() net.Conn {
+	if c.kind == kindTCP {
+		return &StreamTCPConn{streamConn: c}
+	}
+	return &StreamUnixConn{streamConn: c}
+}
+
+func (c *streamConn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.net, Source: c.laddr, Addr: c.raddr, Err: err}
+}
+
+// data queues p for readers (an empty p is the peer's EOF); on the loop
+// goroutine.
+func (c *streamConn) data(p []byte) {
+	c.mu.Lock()
+	if len(p) == 0 {
+		c.eof = true
+		c.mu.Unlock()
+		c.side[modeRead].ready()
+		return
+	}
+	if c.rdShut {
+		c.mu.Unlock()
+		return
+	}
+	c.chunks = append(c.chunks, p)
+	c.unread += len(p)
+	pause := c.unread >= streamHighWater && !c.paused
+	if pause {
+		c.paused = true
+	}
+	c.mu.Unlock()
+	if pause {
+		c.s.SetReadPaused(true)
+	}
+	c.side[modeRead].ready()
+}
+
+// gone records the loop's Closed; on the loop goroutine.
+func (c *streamConn) gone(err error) {
+	c.mu.Lock()
+	c.ended = true
+	if err == nil {
+		c.eof = true
+	} else if !c.eof {
+		c.rerr = err
+	}
+	c.mu.Unlock()
+	if c.h.closed.Load() {
+		c.closing.Store(true) // the hub closed it
+	}
+	c.side[modeRead].ready()
+	c.side[modeWrite].ready()
+}
+
+// Read implements net.Conn.
+func (c *streamConn) Read(b []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.closing.Load() {
+		return 0, c.opErr("read", errClosing)
+	}
+	if len(b) == 0 {
+		// A zero-byte read returns at once, as in net.
+		return 0, nil
+	}
+	if c.side[modeRead].dl.Load() < 0 {
+		return 0, c.opErr("read", os.ErrDeadlineExceeded)
+	}
+	for {
+		c.mu.Lock()
+		if c.unread > 0 {
+			n := 0
+			for n < len(b) && len(c.chunks) > 0 {
+				m := copy(b[n:], c.chunks[0])
+				n += m
+				if m == len(c.chunks[0]) {
+					c.chunks[0] = nil
+					c.chunks = c.chunks[1:]
+				} else {
+					c.chunks[0] = c.chunks[0][m:]
+				}
+			}
+			c.unread -= n
+			if len(c.chunks) == 0 {
+				c.chunks = nil
+			}
+			resume := c.paused && c.unread < streamLowWater && !c.ended && !c.rdShut
+			if resume {
+				c.paused = false
+			}
+			c.mu.Unlock()
+			if resume {
+				c.s.SetReadPaused(false)
+			}
+			return n, nil
+		}
+		switch {
+		case c.rdShut, c.eof:
+			c.mu.Unlock()
+			return 0, ioEOF
+		case c.rerr != nil:
+			err := c.rerr
+			c.mu.Unlock()
+			if errno, ok := err.(syscall.Errno); ok {
+				err = os.NewSyscallError("read", errno)
+			}
+			return 0, c.opErr("read", err)
+		}
+		resume := c.paused
+		c.paused = false
+		c.mu.Unlock()
+		if resume {
+			c.s.SetReadPaused(false)
+		}
+		if err := streamWait(&c.side[modeRead], &c.closing); err != nil {
+			return 0, c.opErr("read", err)
+		}
+	}
+}
+
+// Write implements net.Conn: it returns once every byte is taken, or with
+// the deadline's or Close's error.
+func (c *streamConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing.Load() {
+		return 0, c.opErr("write", errClosing)
+	}
+	if c.side[modeWrite].dl.Load() < 0 {
+		return 0, c.opErr("write", os.ErrDeadlineExceeded)
+	}
+	nn := 0
+	for {
+		n, _, err := c.s.Write(b[nn:])
+		nn += n
+		if err != nil {
+			if c.closing.Load() {
+				err = errClosing
+			}
+			return nn, c.opErr("write", err)
+		}
+		if nn == len(b) {
+			return nn, nil
+		}
+		if err := streamWait(&c.side[modeWrite], &c.closing); err != nil {
+			return nn, c.opErr("write", err)
+		}
+	}
+}
+
+// Close implements net.Conn: every blocked call returns net.ErrClosed.
+func (c *streamConn) Close() error {
+	if !c.closing.CompareAndSwap(false, true) {
+		return c.opErr("close", errClosing)
+	}
+	for i := range c.side {
+		c.side[i].stopTimer()
+		c.side[i].signal()
+	}
+	c.mu.Lock()
+	unread := c.unread > 0
+	c.chunks, c.unread = nil, 0
+	c.mu.Unlock()
+	if unread && c.kind == kindTCP {
+		// net's Close resets a connection with unread bytes (the kernel
+		// does, for bytes it holds); these bytes were read into the conn.
+		_ = c.s.Control(func(fd uintptr) {
+			_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		})
+	}
+	_ = c.s.Close()
+	return nil
+}
+
+// LocalAddr implements net.Conn.
+func (c *streamConn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr implements net.Conn.
+func (c *streamConn) RemoteAddr() net.Addr { return c.raddr }
+
+// SetDeadline implements net.Conn.
+func (c *streamConn) SetDeadline(t time.Time) error { return c.setDeadline(t, true, true) }
+
+// SetReadDeadline implements net.Conn.
+func (c *streamConn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true, false) }
+
+// SetWriteDeadline implements net.Conn.
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
+
+// setErr is net's error for the setters of every conn, which name only
+// the local address (the TCP setters name both).
+func (c *streamConn) setErr(err error) error {
+	return &net.OpError{Op: "set", Net: c.net, Source: nil, Addr: c.laddr, Err: err}
+}
+
+func (c *streamConn) setDeadline(t time.Time, r, w bool) error {
+	if c.closing.Load() {
+		return c.setErr(errClosing)
+	}
+	if r {
+		c.side[modeRead].setDeadline(t)
+	}
+	if w {
+		c.side[modeWrite].setDeadline(t)
+	}
+	return nil
+}
+
+func (c *streamConn) control(f func(fd int) error) error {
+	if c.closing.Load() {
+		return errClosing
+	}
+	var ferr error
+	if err := c.s.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+func (c *streamConn) setsockopt(level, opt, v int) error {
+	return c.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, level, opt, v))
+	})
+}
+
+// SetReadBuffer sets SO_RCVBUF.
+func (c *streamConn) SetReadBuffer(bytes int) error {
+	if err := c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes); err != nil {
+		return c.setErr(err)
+	}
+	return nil
+}
+
+// SetWriteBuffer sets SO_SNDBUF.
+func (c *streamConn) SetWriteBuffer(bytes int) error {
+	if err := c.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes); err != nil {
+		return c.setErr(err)
+	}
+	return nil
+}
+
+// tcpSet is setsockopt with the TCP setters' error, which names both
+// addresses.
+func (c *streamConn) tcpSet(level, opt, v int) error {
+	if err := c.setsockopt(level, opt, v); err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// CloseRead shuts down the reading side: Read returns io.EOF from then on.
+// The socket itself is not shut down (the library would take the EOF for
+// the peer's and close the connection); reading stays paused and bytes
+// already queued are dropped.
+func (c *streamConn) CloseRead() error {
+	if c.closing.Load() {
+		return c.opErr("close", errClosing)
+	}
+	c.mu.Lock()
+	c.rdShut = true
+	c.chunks, c.unread = nil, 0
+	c.paused = true
+	c.mu.Unlock()
+	c.s.SetReadPaused(true)
+	c.side[modeRead].ready()
+	return nil
+}
+
+// CloseWrite shuts down the writing side: the peer reads io.EOF after the
+// bytes written so far.
+func (c *streamConn) CloseWrite() error {
+	if c.closing.Load() {
+		return c.opErr("close", errClosing)
+	}
+	if err := c.s.CloseWrite(); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			err = errClosing
+		}
+		return c.opErr("close", err)
+	}
+	return nil
+}
+
+// SyscallConn returns a raw network connection. Control runs on the
+// library's socket; Read and Write pause the library's reading, make sure
+// it holds no written bytes, and wait with poll(2) in short slices, since
+// the library cannot report readiness without doing the I/O itself.
+func (c *streamConn) SyscallConn() (syscall.RawConn, error) { return &streamRaw{c}, nil }
+
+type streamRaw struct{ c *streamConn }
+
+func (r *streamRaw) Control(f func(fd uintptr)) error {
+	c := r.c
+	if err := c.control(func(fd int) error { f(uintptr(fd)); return nil }); err != nil {
+		// net names only the local address here.
+		return &net.OpError{Op: "raw-control", Net: c.net, Source: nil, Addr: c.laddr, Err: err}
+	}
+	return nil
+}
+
+func (r *streamRaw) Read(f func(fd uintptr) bool) error {
+	c := r.c
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.mu.Lock()
+	wasPaused := c.paused
+	c.paused = true
+	c.mu.Unlock()
+	if !wasPaused {
+		c.s.SetReadPaused(true)
+	}
+	return r.wait("raw-read", modeRead, unix.POLLIN, f)
+}
+
+func (r *streamRaw) Write(f func(fd uintptr) bool) error {
+	c := r.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	// Bytes the stream still holds go first.
+	for {
+		if c.closing.Load() {
+			return c.opErr("raw-write", errClosing)
+		}
+		_, held, err := c.s.Write(nil)
+		if err != nil {
+			return c.opErr("raw-write", err)
+		}
+		if !held {
+			break
+		}
+		if err := streamWait(&c.side[modeWrite], &c.closing); err != nil {
+			return c.opErr("raw-write", err)
+		}
+	}
+	return r.wait("raw-write", modeWrite, unix.POLLOUT, f)
+}
+
+// wait calls f until it reports done, polling the fd in between.
+func (r *streamRaw) wait(op string, mode int, events int16, f func(fd uintptr) bool) error {
+	c := r.c
+	s := &c.side[mode]
+	for {
+		if c.closing.Load() {
+			return c.opErr(op, errClosing)
+		}
+		if s.dl.Load() < 0 {
+			return c.opErr(op, os.ErrDeadlineExceeded)
+		}
+		done := false
+		err := c.control(func(fd int) error {
+			if done = f(uintptr(fd)); done {
+				return nil
+			}
+			slice := rawPollSlice
+			if dl := s.dl.Load(); dl > 0 {
+				slice = min(slice, time.Duration(dl-mono())+time.Millisecond)
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+			_, perr := unix.Poll(pfd, max(int(slice/time.Millisecond), 1))
+			if perr != nil && perr != unix.EINTR {
+				return os.NewSyscallError("poll", perr)
+			}
+			return nil
+		})
+		if err != nil {
+			return c.opErr(op, err)
+		}
+		if done {
+			return nil
+		}
+		if dl := s.dl.Load(); dl > 0 && mono() >= dl {
+			s.expire()
+		}
+	}
+}
+
+// StreamTCPConn is a TCP connection accepted by a loop that owns its
+// sockets; it has the methods of *net.TCPConn that make sense on a hub
+// socket, like TCPConn.
+type StreamTCPConn struct{ *streamConn }
+
+// SetNoDelay controls Nagle's algorithm (off by default, as in net).
+func (c *StreamTCPConn) SetNoDelay(noDelay bool) error {
+	return c.tcpSet(unix.IPPROTO_TCP, unix.TCP_NODELAY, boolint(noDelay))
+}
+
+// SetKeepAlive enables TCP keep-alive probes.
+func (c *StreamTCPConn) SetKeepAlive(keepalive bool) error {
+	return c.tcpSet(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
+}
+
+// SetKeepAlivePeriod sets the idle time before keep-alive probes, rounded
+// up to whole seconds (net's semantics since Go 1.23).
+func (c *StreamTCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	secs := int((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	err := c.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", setKeepAliveIdle(fd, secs))
+	})
+	if err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// SetLinger sets SO_LINGER as *net.TCPConn.SetLinger does.
+func (c *StreamTCPConn) SetLinger(sec int) error {
+	l := unix.Linger{}
+	if sec >= 0 {
+		l.Onoff = 1
+		l.Linger = int32(sec)
+	}
+	err := c.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
+	})
+	if err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// StreamUnixConn is a unix-domain stream connection accepted by a loop
+// that owns its sockets.
+type StreamUnixConn struct{ *streamConn }
