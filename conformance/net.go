@@ -645,7 +645,7 @@ func (e *env) probe(c loop.Capability) error {
 }
 
 // needsDial: the case dials out through the network.
-func (e *env) needsDial() { e.t.Helper(); e.needs(loop.CapWatch, loop.CapDial) }
+func (e *env) needsDial() { e.t.Helper(); e.needs(loop.CapDial, loop.CapWatch) }
 
 // needsStream: the case is about dialing on network (tcp or unix) through
 // the network under test, and listens there too.
@@ -679,7 +679,7 @@ func (e *env) needsPacket(network string) {
 			return e.net().result(e.n.ListenPacket(network, e.net().path(e.net().nextName("probe"))))
 		})
 	}
-	e.needs(loop.CapWatch, loop.CapPacket)
+	e.needs(loop.CapPacket, loop.CapWatch)
 }
 
 func isUnix(network string) bool { return strings.HasPrefix(network, "unix") }

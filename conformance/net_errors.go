@@ -347,7 +347,7 @@ func errListenBadAddress(t *testing.T, e *env) {
 }
 
 func errListenPacketBadAddress(t *testing.T, e *env) {
-	e.needs(loop.CapWatch, loop.CapPacket)
+	e.needs(loop.CapPacket, loop.CapWatch)
 	for _, a := range badAddresses {
 		e.sideBySide("ListenPacket(udp, "+a+")", func(s *side) error {
 			return s.result(s.n.ListenPacket("udp", a))
@@ -384,7 +384,7 @@ func errUnknownNetwork(e *env, kind string) {
 	case "Dial":
 		e.needsDial()
 	case "ListenPacket":
-		e.needs(loop.CapWatch, loop.CapPacket)
+		e.needs(loop.CapPacket, loop.CapWatch)
 	}
 	for _, o := range unknownNetworkOps[kind] {
 		e.sideBySide(o.what, func(s *side) error { return s.result(o.op(s.n)) })

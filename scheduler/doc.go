@@ -3,8 +3,25 @@
 // Read, Write, Accept and dial block the calling goroutine until the loop
 // reports the fd ready, a deadline passes, or the socket is closed. It is
 // the only place in evhub that knows how to wait, and it knows nothing of
-// any backend: it sees only the loop.Loop contract and the optional
-// loop.EdgeWatcher capability.
+// any backend: it sees only the loop.Loop contract and two optional
+// capabilities, loop.EdgeWatcher (one registration per socket, below) and
+// loop.StreamServer (for loops that own their sockets, like evio: Listen
+// then serves connections through the loop's own callbacks, stream.go,
+// with the same errors, deadlines and Close semantics).
+//
+// # Two ways to run code on a hub
+//
+// Any goroutine may use hub sockets: a blocking call parks the goroutine.
+// Hub.Go runs a function as a cooperative task (gevent's greenlet): a
+// coroutine (iter.Pull) that only the hub's loop goroutine resumes, between
+// loop callbacks, so the tasks of one hub never run in parallel and share
+// state without locks. The wait primitive below is the same for both: a
+// parked goroutine waits on a channel, a parked task switches back to the
+// hub and is put on the hub's run queue when woken. A task is recognised by
+// its goroutine's g pointer (8 ns; getg_*.s), and that lookup is skipped
+// entirely while no task exists. Event, Queue, AsyncResult, Semaphore and
+// Group work from both. A monitor (StartMonitor, EVHUB_MONITOR) reports a
+// task that blocks its hub with a non-hub call, with the task's stack.
 //
 // # Sockets
 //
