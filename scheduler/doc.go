@@ -63,14 +63,27 @@
 //     wait, and never re-armed; the callback only sets the atomic state,
 //     exactly as the runtime's netpoller does. Cost: one Post per socket.
 //
-// Measured on this project's 2-core machines (go test -run XXX -bench
-// PingPong -benchtime 20000x ./scheduler/, a 64-byte round trip between
-// two hub sockets, so two waits per round trip; same run, noisy shared
-// VM):
+// Measured on this project's 2-core machines (go test -tags cev -run XXX
+// -bench 'PingPong|ReadyReadWrite' -benchtime 20000x -count 4
+// ./scheduler/, medians of one run with every row interleaved; a 64-byte
+// round trip between two hub sockets in one process, so two waits per round
+// trip):
 //
-//	netpoll, edge registration      24.8 µs/round trip   0 allocs
-//	netpoll, level + Post per wait  31.5 µs/round trip   0 allocs
-//	net package (reference)         21.3 µs/round trip   0 allocs
+//	backend   wait path                   µs/round trip   allocs
+//	netpoll   edge, one registration         25.5            0
+//	netpoll   level, a Post per wait         28.9            0
+//	gnet      edge, one registration         30.1            0
+//	gnet      level, a Post per wait         34.3            1 (gnet's Trigger node)
+//	cev       level, a Post per wait         28.1            0
+//	net package (reference)                  17.0            0
+//
+// The edge path saves 12-14% against the level path on the same backend
+// and removes the Post's allocation on gnet; libev offers no edge mode, so
+// cev always takes the level path (its Post, ev_async_send only on the
+// queue's empty→non-empty transition, is the cheapest of the three). In a
+// server the hops above the syscalls matter less than here: the bench
+// (evhub bench, bench/README.md) puts hub sockets at 0.9-1.1× the raw
+// library's server CPU per round trip at 64 and 1,000 connections.
 //
 // The edge path is used wherever the loop offers it; the level path is the
 // portable fallback that every loop supports. Reads and writes on a ready

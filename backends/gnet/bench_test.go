@@ -122,8 +122,8 @@ func benchYieldReady(b *testing.B, yield bool, fan int) {
 }
 
 // BenchmarkRunOnce is the price of RunOnce, which makes Polling return
-// each time: with the poller kept and re-woken (reuse=true, the default)
-// and with a fresh outer poller each time (reuse=false, the fallback),
+// each time: with the poller kept and re-woken (reuse=true, the alternative)
+// and with a fresh outer poller each time (reuse=false, the default),
 // against the number of watched fds (they live in the inner poller and
 // are never registered again; adding the inner epoll fd to a fresh outer
 // one costs the kernel a walk over them, though).

@@ -50,16 +50,23 @@
 //
 // Run calls Poller.Polling and stays in it until Stop, whose Trigger task
 // returns gnet's ErrEngineShutdown; RunOnce makes Polling return the same
-// way after one iteration. Polling returns from inside its chores, before
-// it clears its wake-up flag, after which a Trigger on that poller would
-// queue its task without waking it (the lost wake-ups of DESIGN.md). On
-// Linux the loop then writes the poller's eventfd once — the write Trigger
-// skips — so that the next Polling runs the queued tasks and clears the
-// flag, and keeps the poller: a RunOnce(false) costs about 1.7 µs here.
-// Where that eventfd is not known (the BSDs, another gnet version), and
-// after a callback panicked through Polling, the outer poller is replaced
-// by a fresh one instead: about 16 µs, plus ~0.11 µs per watched fd for
-// the kernel's nested-epoll check (BenchmarkRunOnce, 2-core VM).
+// way after one iteration. A poller whose Polling has returned is never
+// polled again: it is closed and a fresh outer poller takes its place
+// (DESIGN.md: restarting the old one can lose Trigger wake-ups). Only the
+// inner poller's fd and the timer source live on the outer poller, so the
+// watched fds and their edge state survive the swap. Run pays this once,
+// at Stop; a RunOnce pays it each time: about 16 µs, plus ~0.11 µs per
+// watched fd for the kernel's nested-epoll check (BenchmarkRunOnce, 2-core
+// VM).
+//
+// Why the old poller loses wake-ups: Polling returns from inside its
+// chores, before it clears its wake-up flag, so a later Trigger queues its
+// task without writing the eventfd. Writing that eventfd once after Polling
+// returns would repair it and make RunOnce(false) cost about 1.7 µs; the
+// loop keeps that path (Loop.reuse, measured by BenchmarkRunOnce and run
+// through the whole suite by its tests) but leaves it off, because it
+// depends on an unexported field of gnet's poller and the contract this
+// backend was built to says a stopped poller is never reused.
 //
 // # Yielding
 //

@@ -85,7 +85,7 @@ type Loop struct {
 	onceTimers bool // this RunOnce has run its timers
 	batch      uint64
 	yield      bool // Gosched after readying (DESIGN.md); off only in benchmarks
-	reuse      bool // keep outer after Polling returns (rewake); off only in benchmarks
+	reuse      bool // keep outer after Polling returns (rewake); off by default, see doc.go
 	werr       error
 }
 
@@ -134,7 +134,7 @@ type timerSource interface {
 // New opens a gnet loop: two gnet pollers (each an epoll or kqueue fd plus
 // a wake-up eventfd or pipe) and, on Linux, a timerfd.
 func New() (l *Loop, err error) {
-	l = &Loop{timers: loop.NewTimerHeap(), yield: true, reuse: true, tfd: -1, innerFD: -1, wakeFD: -1}
+	l = &Loop{timers: loop.NewTimerHeap(), yield: true, reuse: false, tfd: -1, innerFD: -1, wakeFD: -1}
 	defer func() {
 		if err != nil {
 			_ = l.release()
