@@ -124,31 +124,12 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 		}
 		return nil, opErr(nil, err)
 	}
-	var (
-		fam   int
-		v6    bool
-		sa    unix.Sockaddr
-		laddr net.Addr
-		path  string
-	)
-	if kind == kindTCP {
-		a, err := net.ResolveTCPAddr(network, address)
-		if err != nil {
-			return nil, opErr(nil, err)
-		}
-		laddr = a
-		fam, v6 = family(network, a.IP, true)
-		if sa, err = ipSockaddr(fam, a.IP, a.Port, a.Zone); err != nil {
-			return nil, opErr(a, err)
-		}
-	} else {
-		a, err := net.ResolveUnixAddr(network, address)
-		if err != nil {
-			return nil, opErr(nil, err)
-		}
-		laddr, fam, path = a, unix.AF_UNIX, a.Name
-		sa = &unix.SockaddrUnix{Name: a.Name}
+	la, err := resolveLocal(network, kind, address)
+	if err != nil {
+		return nil, opErr(la.addr, err)
 	}
+	fam, v6, sa, laddr := la.fam, la.v6only, la.sa, la.addr
+	path := la.path
 	s, err := sysSocket(fam, sotype, 0)
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
@@ -234,30 +215,11 @@ func (h *Hub) ListenPacket(network, address string) (net.PacketConn, error) {
 	if err := h.checkWatch(); err != nil {
 		return nil, opErr(nil, err)
 	}
-	var (
-		fam   int
-		v6    bool
-		sa    unix.Sockaddr
-		laddr net.Addr
-	)
-	if kind == kindUDP {
-		a, err := net.ResolveUDPAddr(network, address)
-		if err != nil {
-			return nil, opErr(nil, err)
-		}
-		laddr = a
-		fam, v6 = family(network, a.IP, true)
-		if sa, err = ipSockaddr(fam, a.IP, a.Port, a.Zone); err != nil {
-			return nil, opErr(a, err)
-		}
-	} else {
-		a, err := net.ResolveUnixAddr(network, address)
-		if err != nil {
-			return nil, opErr(nil, err)
-		}
-		laddr, fam = a, unix.AF_UNIX
-		sa = &unix.SockaddrUnix{Name: a.Name}
+	la, err := resolveLocal(network, kind, address)
+	if err != nil {
+		return nil, opErr(la.addr, err)
 	}
+	fam, v6, sa, laddr := la.fam, la.v6only, la.sa, la.addr
 	s, err := sysSocket(fam, sotype, 0)
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
@@ -510,4 +472,50 @@ func (h *Hub) wrap(fd *netFD, kind netKind) net.Conn {
 		return &UDPConn{packetConn{conn{fd}}}
 	}
 	return &UnixConn{packetConn{conn{fd}}}
+}
+
+// localAddr is a resolved local address, ready to bind.
+type localAddr struct {
+	fam    int
+	v6only bool
+	sa     unix.Sockaddr
+	addr   net.Addr // as net reports it in errors
+	path   string   // unix sockets
+}
+
+// resolveLocal resolves a Listen or ListenPacket address the way net does.
+// On error, addr is set when the failure came after resolution.
+func resolveLocal(network string, kind netKind, address string) (localAddr, error) {
+	var la localAddr
+	if kind == kindUnix {
+		a, err := net.ResolveUnixAddr(network, address)
+		if err != nil {
+			return la, err
+		}
+		la.addr, la.fam, la.path = a, unix.AF_UNIX, a.Name
+		la.sa = &unix.SockaddrUnix{Name: a.Name}
+		return la, nil
+	}
+	var (
+		ip   net.IP
+		port int
+		zone string
+	)
+	if kind == kindTCP {
+		a, err := net.ResolveTCPAddr(network, address)
+		if err != nil {
+			return la, err
+		}
+		la.addr, ip, port, zone = a, a.IP, a.Port, a.Zone
+	} else {
+		a, err := net.ResolveUDPAddr(network, address)
+		if err != nil {
+			return la, err
+		}
+		la.addr, ip, port, zone = a, a.IP, a.Port, a.Zone
+	}
+	la.fam, la.v6only = family(network, ip, true)
+	var err error
+	la.sa, err = ipSockaddr(la.fam, ip, port, zone)
+	return la, err
 }
