@@ -37,6 +37,9 @@ type Config struct {
 	Spawn Spawner
 	// Command is the command line recorded with the results.
 	Command string
+	// Micro is the benchtime of each loop micro-benchmark, run in this
+	// process before the servers; 0 runs none.
+	Micro time.Duration
 }
 
 // Limits on flag values: beyond them a run is a typo, not a plan.
@@ -52,12 +55,13 @@ type mode struct {
 	reps      int
 	warmup    time.Duration
 	duration  time.Duration
+	micro     time.Duration
 }
 
 var (
-	benchMode   = mode{name: "bench", workloads: "all", reps: 1, warmup: 500 * time.Millisecond, duration: 2 * time.Second}
-	fullMode    = mode{name: "bench -full", workloads: "all", reps: 3, warmup: time.Second, duration: 5 * time.Second}
-	compareMode = mode{name: "compare", workloads: "quick", reps: 1, warmup: 250 * time.Millisecond, duration: time.Second}
+	benchMode   = mode{name: "bench", workloads: "all", reps: 1, warmup: 500 * time.Millisecond, duration: 2 * time.Second, micro: 500 * time.Millisecond}
+	fullMode    = mode{name: "bench -full", workloads: "all", reps: 3, warmup: time.Second, duration: 5 * time.Second, micro: time.Second}
+	compareMode = mode{name: "compare", workloads: "quick", reps: 1, warmup: 250 * time.Millisecond, duration: time.Second, micro: 200 * time.Millisecond}
 )
 
 // ParseFlags parses the flags of `evhub bench` (name "bench") or of the
@@ -78,6 +82,7 @@ func ParseFlags(name string, args []string) (*Config, error) {
 	dur := fs.Duration("duration", def.duration, "measured time per run (with -full: "+fullMode.duration.String()+")")
 	warm := fs.Duration("warmup", def.warmup, "warm-up per run, not measured (with -full: "+fullMode.warmup.String()+")")
 	reps := fs.Int("reps", def.reps, "repetitions of every run; the median is quoted (with -full: "+strconv.Itoa(fullMode.reps)+")")
+	micro := fs.Duration("micro", def.micro, "benchtime of each loop micro-benchmark, run in-process first; 0 skips them (bench: "+benchMode.micro.String()+", with -full: "+fullMode.micro.String()+")")
 	port := fs.Int("port", 0, "server port on 127.0.0.1 (0: a free port per server)")
 	cpus := fs.String("cpus", "0,1", "SERVER,LOAD CPUs to pin the two processes to, or \"none\"")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -134,6 +139,13 @@ func ParseFlags(name string, args []string) (*Config, error) {
 	}
 	if cfg.Warmup > maxDuration {
 		return nil, bad("-warmup %v out of range [0, %v]", cfg.Warmup, maxDuration)
+	}
+	cfg.Micro = def.micro
+	if set["micro"] {
+		cfg.Micro = *micro
+	}
+	if cfg.Micro < 0 || cfg.Micro > maxDuration {
+		return nil, bad("-micro %v out of range [0, %v]", cfg.Micro, maxDuration)
 	}
 	if set["reps"] {
 		cfg.Reps = *reps
@@ -234,6 +246,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("bench: %d repetitions", c.Reps)
 	case c.Duration <= 0 || c.Warmup < 0:
 		return fmt.Errorf("bench: duration %v, warm-up %v", c.Duration, c.Warmup)
+	case c.Micro < 0:
+		return fmt.Errorf("bench: micro-benchmark time %v", c.Micro)
 	}
 	if c.Spawn == nil {
 		c.Spawn = SelfSpawner
@@ -265,6 +279,8 @@ type ReportConfig struct {
 	MeasureMS int64    `json:"duration_ms"`
 	ServerCPU int      `json:"server_cpu"`
 	LoadCPU   int      `json:"load_cpu"`
+	// MicroMS is the benchtime of each loop micro-benchmark; 0: none ran.
+	MicroMS int64 `json:"micro_benchtime_ms,omitempty"`
 }
 
 func (c *Config) describe() ReportConfig {
@@ -275,6 +291,7 @@ func (c *Config) describe() ReportConfig {
 		MeasureMS: c.Duration.Milliseconds(),
 		ServerCPU: c.ServerCPU,
 		LoadCPU:   c.LoadCPU,
+		MicroMS:   c.Micro.Milliseconds(),
 	}
 	for _, w := range c.Workloads {
 		rc.Workloads = append(rc.Workloads, w.Name)

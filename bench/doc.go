@@ -15,6 +15,13 @@
 // and compared with the stdlib row and with the raw library the row is built
 // on.
 //
+// Before the servers, the orchestrator runs the loop micro-benchmarks
+// in-process and unpinned, through testing.Benchmark, on every selected
+// backend: a Post round trip, 100,000 timers scheduled and fired, readiness
+// to a woken goroutine (the conformance package's benchmarks) and the
+// allocations of a ready Read and Write on hub TCP sockets; the loop-level
+// targets are judged on them.
+//
 // Servers are registered by name ([Register], [Servers]); the raw baselines
 // (stdlib, gnet, gnet-mc, evio and, under the build tag cev, a libev server
 // written in C) and the evhub rows are all plain entries of that registry.

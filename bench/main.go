@@ -70,5 +70,8 @@ func RunAndReport(ctx context.Context, w io.Writer, cfg *Config, short bool) err
 	if fails := rep.Failures(); len(fails) > 0 {
 		return fmt.Errorf("%d of %d runs failed (listed in the report)", len(fails), len(rep.Samples))
 	}
+	if fails := rep.MicroFailures(); len(fails) > 0 {
+		return fmt.Errorf("%d of %d micro-benchmarks failed (listed in the report)", len(fails), len(rep.Micro))
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Report is a whole run: where, how, every sample, and the medians.
@@ -19,7 +20,10 @@ type Report struct {
 	Config  ReportConfig `json:"config"`
 	Samples []Sample     `json:"samples"`
 	Results []Result     `json:"results"`
-	Targets []Target     `json:"targets"`
+	// Micro are the loop micro-benchmarks, run in the orchestrator before
+	// the servers (none with -micro 0).
+	Micro   []MicroResult `json:"micro,omitempty"`
+	Targets []Target      `json:"targets"`
 }
 
 // Result is the median of one (workload, server) pair's successful runs,
@@ -139,7 +143,7 @@ func (r *Report) summarize(cfg *Config) {
 		}
 		r.Results = append(r.Results, results...)
 	}
-	r.Targets = targets(r.Results)
+	r.Targets = append(targets(r.Results), microTargets(r.Micro)...)
 }
 
 // result finds the Result of (workload, server).
@@ -257,11 +261,6 @@ func targets(results []Result) []Target {
 		}
 		out = append(out, t)
 	}
-	out = append(out, Target{
-		Name:   "Post round trip ≤ 1 µs; ≥ 1M timers/s; 0 allocs/op on ready reads and writes",
-		Status: "not measured",
-		Detail: "loop-level testing.B benchmarks: go test -run '^$' -bench BenchmarkBackends -benchmem ./conformance/",
-	})
 	return out
 }
 
@@ -392,6 +391,7 @@ func (r *Report) WriteSummary(w io.Writer, cfg *Config) error {
 }
 
 func (r *Report) writeFooter(ew *errWriter, cfg *Config) {
+	writeMicro(ew, r.Micro, time.Duration(r.Config.MicroMS)*time.Millisecond)
 	fmt.Fprintln(ew, "\nRows:")
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	for _, s := range cfg.Servers {
@@ -440,6 +440,7 @@ func (r *Report) WriteBenchstat(w io.Writer) error {
 		fmt.Fprintf(ew, "%s\t%d\t%.1f ns/op\t%.0f rt/s\t%d p50-ns\t%d p99-ns\t%d p99.9-ns\t%.1f srv-ns/rt\n",
 			name, max(n, 1), 1e9/s.RoundTripsPerSec, s.RoundTripsPerSec, s.P50, s.P99, s.P999, s.ServerCPUPerRT)
 	}
+	writeMicroBenchstat(ew, r.Micro)
 	return ew.err
 }
 

@@ -133,9 +133,11 @@ func TestSummarize(t *testing.T) {
 	require.NotNil(t, gnetTarget)
 	assert.Equal(t, "met", gnetTarget.Status, "10/11 = 0.91")
 	assert.Contains(t, gnetTarget.Detail, "pingpong-64 0.91×")
-	last := r.Targets[len(r.Targets)-1]
-	assert.Equal(t, "not measured", last.Status)
-	assert.Contains(t, last.Detail, "BenchmarkBackends")
+	// No micro-benchmark ran: the three loop-level targets are not measured.
+	for _, last := range r.Targets[len(r.Targets)-3:] {
+		assert.Equal(t, "not measured", last.Status, last.Name)
+		assert.Contains(t, last.Detail, "BenchmarkBackends")
+	}
 }
 
 func TestWriteText(t *testing.T) {

@@ -394,8 +394,22 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	rep := &Report{Machine: DescribeMachine(), Config: cfg.describe()}
 	runs := plan(cfg)
-	prog := newProgress(cfg.Progress, len(runs))
+	var micro []string
+	if cfg.Micro > 0 {
+		micro = microBackends(cfg.Servers)
+	}
+	prog := newProgress(cfg.Progress, len(runs)+len(micro)*len(microBenches))
 	defer prog.finish()
+	// The micro-benchmarks first, while this process is otherwise idle:
+	// they run here (testing.Benchmark), unpinned, and count the whole
+	// process's allocations.
+	if len(micro) > 0 {
+		ms, err := runMicro(ctx, micro, cfg.Micro, prog)
+		if err != nil {
+			return nil, err
+		}
+		rep.Micro = ms
+	}
 	for _, p := range runs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
