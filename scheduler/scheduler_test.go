@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -264,5 +265,40 @@ func BenchmarkStdPingPong(b *testing.B) {
 		if _, err := io.ReadFull(a, buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkTaskPingPong is BenchmarkPingPong with the echoing side written
+// as a cooperative task: the wake-up path of tasks (readiness → resume).
+func BenchmarkTaskPingPong(b *testing.B) {
+	for _, name := range backends() {
+		b.Run("backend="+name, func(b *testing.B) {
+			h := openHub(b, name)
+			a, c := pair(b, h)
+			if _, err := h.Go(func(ctx context.Context) error {
+				buf := make([]byte, 64)
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						return err
+					}
+					if _, err := c.Write(buf); err != nil {
+						return err
+					}
+				}
+			}); err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := a.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(a, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
