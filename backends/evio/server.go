@@ -45,7 +45,7 @@ func (l *Loop) ServeStream(network, address string, h loop.StreamHandler) (loop.
 	if h == nil {
 		return nil, opErr(errors.New("evio: ServeStream with a nil handler"))
 	}
-	if l.closed.Load() {
+	if l.Closed() {
 		return nil, opErr(fmt.Errorf("evio: serve: %w", loop.ErrClosed))
 	}
 	switch network {
@@ -211,7 +211,7 @@ func (l *Loop) startServer(network, address string, h loop.StreamHandler) (*serv
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: sv.addr, Err: err}
 	}
 	l.mu.Lock()
-	if l.closed.Load() {
+	if l.Closed() {
 		l.mu.Unlock()
 		_ = sv.shutdown()
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: sv.addr, Err: fmt.Errorf("evio: serve: %w", loop.ErrClosed)}

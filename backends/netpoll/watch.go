@@ -69,7 +69,7 @@ func (l *Loop) WatchEdge(fd int, ev loop.Events, cb func(loop.Events)) (loop.IOW
 }
 
 func (l *Loop) watch(op string, fd int, ev loop.Events, cb func(loop.Events), edge bool) (*watcher, error) {
-	if l.closed.Load() {
+	if l.Closed() {
 		return nil, fmt.Errorf("netpoll: %s fd %d: %w", op, fd, loop.ErrClosed)
 	}
 	if ev == 0 || ev&^allEvents != 0 {
@@ -186,7 +186,7 @@ func (l *Loop) collect(w *watcher, dir loop.Events) {
 	}
 	l.readyMu.Unlock()
 	if first {
-		l.wakeup()
+		l.Wake()
 	}
 }
 
@@ -242,7 +242,7 @@ func (l *Loop) dispatch() int {
 		// A watcher stopped or modified since its readiness was collected
 		// (by an earlier callback of this batch, say) gets only what it
 		// still asks for, and nothing once stopped.
-		if w.stopped || l.closed.Load() {
+		if w.stopped || l.Closed() {
 			continue
 		}
 		if !w.edge {
