@@ -54,38 +54,45 @@
 // arming a watcher from a parked goroutine costs a Post: a lock, an append
 // and, when the loop sleeps in its poll, a cross-thread wake-up.
 //
-//   - Level-triggered loops (the contract; libev has nothing else): each
-//     wait arms its direction with a Post and the first event disarms it
-//     (one-shot), so an undrained fd that nobody waits for cannot make the
-//     loop spin. Cost: one Post per wait.
+//   - Level-triggered loops (the contract; libev has nothing else): a wait
+//     arms its direction with a Post unless it is still armed. An event
+//     that finds a parked waiter wakes it and leaves the direction armed
+//     for that waiter's next wait, so a connection that keeps reading
+//     posts nothing; an event that finds nobody waiting disarms the
+//     direction (first, then marks it ready, so a waiter that parked on
+//     the armed bit meanwhile is woken, not lost), so an undrained fd that
+//     nobody waits for fires once and cannot make the loop spin. Cost: a
+//     Post only when a wait finds its direction disarmed.
 //   - Loops with the optional loop.EdgeWatcher (netpoll, gnet): the fd is
 //     registered once, edge-triggered for both directions, on its first
 //     wait, and never re-armed; the callback only sets the atomic state,
 //     exactly as the runtime's netpoller does. Cost: one Post per socket.
 //
 // Measured on this project's 2-core machines (go test -tags cev -run XXX
-// -bench 'PingPong|ReadyReadWrite' -benchtime 20000x -count 4
-// ./scheduler/, medians of one run with every row interleaved; a 64-byte
-// round trip between two hub sockets in one process, so two waits per round
-// trip):
+// -bench 'PingPong$' -benchtime 20000x -count 4 ./scheduler/, medians of
+// one run with every row interleaved; a 64-byte round trip between two hub
+// sockets in one process, so two waits per round trip):
 //
-//	backend   wait path                   µs/round trip   allocs
-//	netpoll   edge, one registration         25.5            0
-//	netpoll   level, a Post per wait         28.9            0
-//	gnet      edge, one registration         30.1            0
-//	gnet      level, a Post per wait         34.3            1 (gnet's Trigger node)
-//	cev       level, a Post per wait         28.1            0
-//	net package (reference)                  17.0            0
+//	backend   wait path                          µs/round trip   allocs
+//	netpoll   edge, one registration                26.7           0
+//	netpoll   level, armed until a fire finds        27.8           0
+//	          nobody waiting
+//	gnet      edge, one registration                27.6           0
+//	gnet      level, same                           26.0           0
+//	cev       level, same                           25.5           0
+//	net package (reference)                         15.9           0
 //
-// The edge path saves 12-14% against the level path on the same backend
-// and removes the Post's allocation on gnet; libev offers no edge mode, so
-// cev always takes the level path (its Post, ev_async_send only on the
-// queue's empty→non-empty transition, is the cheapest of the three). In a
+// With the first level protocol (arm by Post on every wait, disarm on
+// every event) the same run order gave netpoll 28.9, gnet 34.3 (plus gnet's
+// one allocation per Trigger) and cev 28.1 µs: keeping a direction armed
+// while its reader keeps reading removed the Post from the steady state,
+// and the two paths now cost the same within this machine's noise. In a
 // server the hops above the syscalls matter less than here: the bench
-// (evhub bench, bench/README.md) puts hub sockets at 0.9-1.1× the raw
-// library's server CPU per round trip at 64 and 1,000 connections.
+// (evhub bench, bench/README.md) puts hub sockets at 0.9-1.0× the raw
+// library's server CPU per round trip on gnet and evio.
 //
-// The edge path is used wherever the loop offers it; the level path is the
-// portable fallback that every loop supports. Reads and writes on a ready
+// The edge path is used wherever the loop offers it (no Modify syscalls when
+// a direction goes idle, no Post ever after the first); the level path is
+// the portable one that every loop supports. Reads and writes on a ready
 // socket never wait: one syscall, zero allocations (BenchmarkReadyReadWrite).
 package scheduler

@@ -135,6 +135,9 @@ type pollDesc struct {
 	fatal atomic.Pointer[error]
 	// requested is set once the edge registration has been posted.
 	requested atomic.Bool
+	// armedBits mirrors armed for waiters (level-triggered loops): a wait
+	// whose direction is still armed parks without posting.
+	armedBits atomic.Uint32
 
 	// Posted functions, bound once so a wait allocates nothing.
 	armFn      [2]func()
@@ -242,10 +245,12 @@ func (pd *pollDesc) sleep(mode int, d time.Duration) error {
 }
 
 // arm makes sure the loop will report readiness for mode. With an
-// edge-triggered loop the fd is registered once, on its first wait, and
-// never again; with a level-triggered loop each wait arms the direction
-// and the first event disarms it (one-shot), so an undrained fd nobody
-// waits for cannot make the loop spin.
+// edge-triggered loop the fd is registered once and never again. With a
+// level-triggered loop a wait arms its direction with a Post, unless it is
+// still armed: an event that finds a waiter wakes it and leaves the
+// direction armed for that waiter's next wait (a connection that keeps
+// reading posts nothing), while an event that finds nobody waiting
+// disarms it, so an undrained fd nobody waits for fires once, not forever.
 func (pd *pollDesc) arm(mode int) error {
 	h := pd.h
 	if h.edge != nil {
@@ -254,8 +259,13 @@ func (pd *pollDesc) arm(mode int) error {
 		}
 		return h.post(pd.registerFn)
 	}
+	if pd.armedBits.Load()&uint32(modeEvents[mode]) != 0 {
+		return nil
+	}
 	return h.post(pd.armFn[mode])
 }
+
+var modeEvents = [2]loop.Events{loop.Readable, loop.Writable}
 
 func (pd *pollDesc) registerEdge() {
 	if pd.dead {
@@ -276,7 +286,7 @@ func (pd *pollDesc) armLevel(mode int, ev loop.Events) {
 	if pd.dead || pd.armed&ev != 0 || pd.side[mode].state.Load() != stWaiting {
 		return
 	}
-	pd.armed |= ev
+	pd.setArmed(pd.armed | ev)
 	var err error
 	if pd.w == nil {
 		pd.w, err = pd.h.loop.Watch(pd.fd, pd.armed, pd.fire)
@@ -284,9 +294,14 @@ func (pd *pollDesc) armLevel(mode int, ev loop.Events) {
 		err = pd.w.Modify(pd.armed)
 	}
 	if err != nil {
-		pd.armed &^= ev
+		pd.setArmed(pd.armed &^ ev)
 		pd.fail(err)
 	}
+}
+
+func (pd *pollDesc) setArmed(ev loop.Events) {
+	pd.armed = ev
+	pd.armedBits.Store(uint32(ev))
 }
 
 func (pd *pollDesc) fail(err error) {
@@ -300,16 +315,41 @@ func (pd *pollDesc) fire(ev loop.Events) {
 	if pd.dead {
 		return
 	}
-	if ev&loop.Readable != 0 {
-		pd.side[modeRead].ready()
+	if pd.h.edge != nil {
+		if ev&loop.Readable != 0 {
+			pd.side[modeRead].ready()
+		}
+		if ev&loop.Writable != 0 {
+			pd.side[modeWrite].ready()
+		}
+		return
 	}
-	if ev&loop.Writable != 0 {
-		pd.side[modeWrite].ready()
+	// Level-triggered: a direction with a parked waiter stays armed; the
+	// others are disarmed first and only then marked ready, so that a
+	// waiter that parked on the strength of the armed bit meanwhile is
+	// woken by the Swap below rather than lost.
+	var idle loop.Events
+	for mode, e := range modeEvents {
+		if ev&e == 0 || pd.armed&e == 0 {
+			continue
+		}
+		s := &pd.side[mode]
+		if s.state.CompareAndSwap(stWaiting, stReady) {
+			s.signal()
+			continue
+		}
+		idle |= e
 	}
-	if pd.h.edge == nil && pd.armed&ev != 0 {
-		pd.armed &^= ev
-		if err := pd.w.Modify(pd.armed); err != nil {
-			pd.fail(err)
+	if idle == 0 {
+		return
+	}
+	pd.setArmed(pd.armed &^ idle)
+	if err := pd.w.Modify(pd.armed); err != nil {
+		pd.fail(err)
+	}
+	for mode, e := range modeEvents {
+		if idle&e != 0 {
+			pd.side[mode].ready()
 		}
 	}
 }

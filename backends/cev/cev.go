@@ -263,6 +263,14 @@ type Loop struct {
 	// wakeMu orders ev_async_send (any goroutine) against ev_loop_destroy.
 	wakeMu    sync.RWMutex
 	destroyed bool
+	// inBatch is set while the loop dispatches a batch: a Post made then
+	// (by a callback, or a goroutine it woke) needs no ev_async_send, an
+	// eventfd write and read and an extra poll; wakeLater records it and
+	// the batch's end makes the posts due. The two are ordered as in
+	// Dekker's protocol, so a Post racing with the batch's end is never
+	// stranded.
+	inBatch   atomic.Bool
+	wakeLater atomic.Bool
 
 	stop atomic.Bool
 
@@ -322,6 +330,12 @@ func (l *Loop) Raw() unsafe.Pointer {
 func (l *Loop) Now() time.Time { return time.Now() }
 
 func (l *Loop) wake() {
+	if l.inBatch.Load() {
+		l.wakeLater.Store(true)
+		if l.inBatch.Load() {
+			return // the batch's end will see wakeLater
+		}
+	}
 	l.wakeMu.RLock()
 	if !l.destroyed {
 		C.cev_wake(l.c)
@@ -538,6 +552,8 @@ func (l *Loop) iterate(block bool) bool {
 	}
 
 	ran := 0
+	l.inBatch.Store(true)
+	defer l.endBatch()
 	for _, r := range l.recs {
 		if l.closed {
 			break
@@ -577,6 +593,16 @@ func (l *Loop) iterate(block bool) bool {
 		l.spin = spinPolls
 	}
 	return ran > 0 || foreign > 0
+}
+
+// endBatch ends a batch: posts made during it, whose wake-up was skipped,
+// are due now (the next iteration runs them without blocking). Deferred,
+// so that a panicking callback leaves no post stranded.
+func (l *Loop) endBatch() {
+	l.inBatch.Store(false)
+	if l.wakeLater.Swap(false) {
+		l.postsDue = true
+	}
 }
 
 // killBadFDs stops the ev_io of every Go watcher on the closed fds before
