@@ -206,17 +206,25 @@ func BenchmarkPingPong(b *testing.B) {
 
 func benchPingPong(b *testing.B, h *scheduler.Hub) {
 	a, c := pair(b, h)
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
+	go func() { _ = echo64(c) }()
+	roundTrips(b, a)
+}
+
+// echo64 echoes 64-byte messages until c fails.
+func echo64(c net.Conn) error {
+	buf := make([]byte, 64)
+	for {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
 		}
-	}()
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+	}
+}
+
+// roundTrips times b.N 64-byte round trips through an echoing peer.
+func roundTrips(b *testing.B, a net.Conn) {
 	buf := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -242,30 +250,12 @@ func BenchmarkStdPingPong(b *testing.B) {
 			return
 		}
 		defer c.Close()
-		buf := make([]byte, 64)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
+		_ = echo64(c)
 	}()
 	a, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(b, err)
 	defer a.Close()
-	buf := make([]byte, 64)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := a.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(a, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
+	roundTrips(b, a)
 }
 
 // BenchmarkTaskPingPong is BenchmarkPingPong with the echoing side written
@@ -275,30 +265,9 @@ func BenchmarkTaskPingPong(b *testing.B) {
 		b.Run("backend="+name, func(b *testing.B) {
 			h := openHub(b, name)
 			a, c := pair(b, h)
-			if _, err := h.Go(func(ctx context.Context) error {
-				buf := make([]byte, 64)
-				for {
-					if _, err := io.ReadFull(c, buf); err != nil {
-						return err
-					}
-					if _, err := c.Write(buf); err != nil {
-						return err
-					}
-				}
-			}); err != nil {
-				b.Fatal(err)
-			}
-			buf := make([]byte, 64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := a.Write(buf); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(a, buf); err != nil {
-					b.Fatal(err)
-				}
-			}
+			_, err := h.Go(func(ctx context.Context) error { return echo64(c) })
+			require.NoError(b, err)
+			roundTrips(b, a)
 		})
 	}
 }
