@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/evhub/evhub/internal/pin"
 )
 
 // Spawner builds the command that runs a child role ("serve" or "load")
@@ -100,7 +102,7 @@ func startChild(spawn Spawner, name, role string, args []string, cpu int) (*chil
 	// are kept for the error report.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, c.stderr, c.stderr
 	cmd.ExtraFiles = []*os.File{outW}
-	err = startPinned(cmd, cpu)
+	err = pin.Start(cmd, cpu)
 	inR.Close()
 	outW.Close()
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/evhub/evhub/internal/pin"
 	"github.com/evhub/evhub/scheduler"
 )
 
@@ -88,31 +88,6 @@ func stallChildMain() int {
 	return 0
 }
 
-// startPinnedChild starts cmd pinned to cpu (cpu < 0: unpinned). The fork
-// happens on a locked thread with that affinity, so every thread of the
-// child inherits it.
-func startPinnedChild(cmd *exec.Cmd, cpu int) error {
-	if cpu < 0 {
-		return cmd.Start()
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return fmt.Errorf("sched_getaffinity: %w", err)
-	}
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
-	}
-	startErr := cmd.Start()
-	if err := unix.SchedSetaffinity(0, &old); err != nil {
-		runtime.LockOSThread() // keep the pinned thread away from other goroutines
-		return fmt.Errorf("restore affinity: %w", err)
-	}
-	return startErr
-}
-
 // TestPingPongStalls runs stallRounds 64-byte round trips on one
 // connection to a GOMAXPROCS=1 gnet hub server and fails if more than
 // stallsAllowed of them take longer than stallAt.
@@ -138,7 +113,7 @@ func TestPingPongStalls(t *testing.T) {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
-	require.NoError(t, startPinnedChild(cmd, serverCPU), "start the server child")
+	require.NoError(t, pin.Start(cmd, serverCPU), "start the server child")
 	t.Cleanup(func() {
 		_ = stdin.Close()
 		done := make(chan error, 1)
