@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -22,7 +23,7 @@ func (c *conn) opErr(op string, err error) error {
 // Read implements net.Conn.
 func (c *conn) Read(b []byte) (int, error) {
 	n, err := c.fd.Read(b)
-	if err != nil && err != ioEOF {
+	if err != nil && err != io.EOF {
 		err = c.opErr("read", err)
 	}
 	return n, err

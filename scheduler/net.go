@@ -1,9 +1,9 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -17,7 +17,6 @@ import (
 )
 
 var (
-	ioEOF             = io.EOF
 	errMissingAddress = errors.New("missing address")
 	errNoSuitable     = "no suitable address found"
 )
@@ -177,7 +176,7 @@ func listenSocket(s, fam int, v6only bool, sa unix.Sockaddr) error {
 var backlogOnce = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
 	if err == nil {
-		if n, err := strconv.Atoi(string(trimSpace(b))); err == nil && n > 0 {
+		if n, err := strconv.Atoi(string(bytes.TrimSpace(b))); err == nil && n > 0 {
 			return n
 		}
 	}
@@ -185,13 +184,6 @@ var backlogOnce = sync.OnceValue(func() int {
 })
 
 func listenBacklog() int { return backlogOnce() }
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
 
 // ListenPacket announces on a local address for datagrams, like
 // net.ListenPacket. Networks: udp, udp4, udp6, unixgram.

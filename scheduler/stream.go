@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -468,7 +469,7 @@ func (c *streamConn) Read(b []byte) (int, error) {
 		switch {
 		case c.rdShut, c.eof:
 			c.mu.Unlock()
-			return 0, ioEOF
+			return 0, io.EOF
 		case c.rerr != nil:
 			err := c.rerr
 			c.mu.Unlock()

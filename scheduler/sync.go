@@ -212,7 +212,7 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 		q.putters.add(w)
 		q.mu.Unlock()
 		if err := w.wait(ctx); err != nil {
-			q.abandon(&q.putters, w)
+			q.putters.abandon(&q.mu, w)
 			return err
 		}
 	}
@@ -247,22 +247,23 @@ func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 		q.getters.add(w)
 		q.mu.Unlock()
 		if err := w.wait(ctx); err != nil {
-			q.abandon(&q.getters, w)
+			q.getters.abandon(&q.mu, w)
 			return zero, err
 		}
 	}
 }
 
-// abandon removes a waiter that gave up; if it had been woken already, the
-// wake-up passes to the next waiter so that none is lost.
-func (q *Queue[T]) abandon(l *waitList, w *waiter) {
-	q.mu.Lock()
+// abandon removes w, which gave up waiting, from the list guarded by mu;
+// if w had been woken already, the wake-up passes to the next waiter so
+// that none is lost.
+func (l *waitList) abandon(mu *sync.Mutex, w *waiter) {
+	mu.Lock()
 	l.remove(w)
 	var next *waiter
 	if w.fired.Load() {
 		next = l.pop()
 	}
-	q.mu.Unlock()
+	mu.Unlock()
 	if next != nil {
 		next.wake()
 	}
@@ -362,16 +363,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 		s.waiters.add(w)
 		s.mu.Unlock()
 		if err := w.wait(ctx); err != nil {
-			s.mu.Lock()
-			s.waiters.remove(w)
-			var next *waiter
-			if w.fired.Load() {
-				next = s.waiters.pop()
-			}
-			s.mu.Unlock()
-			if next != nil {
-				next.wake()
-			}
+			s.waiters.abandon(&s.mu, w)
 			return err
 		}
 	}

@@ -191,11 +191,17 @@ func (h *Hub) ready(t *Task) {
 	h.rqScheduled = true
 	h.rqMu.Unlock()
 	if post {
-		if err := h.post(h.runTasksFn); err != nil {
-			h.rqMu.Lock()
-			h.rqScheduled = false
-			h.rqMu.Unlock()
-		}
+		h.postRunTasks()
+	}
+}
+
+// postRunTasks asks the loop to run the queue; on a closed loop nothing
+// will, so the queue is no longer scheduled.
+func (h *Hub) postRunTasks() {
+	if err := h.post(h.runTasksFn); err != nil {
+		h.rqMu.Lock()
+		h.rqScheduled = false
+		h.rqMu.Unlock()
 	}
 }
 
@@ -220,11 +226,7 @@ func (h *Hub) runTasks() {
 	}
 	h.rqMu.Unlock()
 	if more {
-		if err := h.post(h.runTasksFn); err != nil {
-			h.rqMu.Lock()
-			h.rqScheduled = false
-			h.rqMu.Unlock()
-		}
+		h.postRunTasks()
 	}
 }
 
