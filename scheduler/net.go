@@ -452,13 +452,7 @@ func (h *Hub) newConn(s, fam, sotype int, network string, kind netKind, rsa unix
 func (h *Hub) wrap(fd *netFD, kind netKind) net.Conn {
 	switch kind {
 	case kindTCP:
-		// net's defaults for TCP: no Nagle, keep-alive every 15 s.
-		s := fd.sysfd()
-		_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-		_ = setKeepAliveIdle(s, 15)
-		_ = setKeepAliveInterval(s, 15)
-		_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
+		setTCPDefaults(fd.sysfd())
 		return &TCPConn{conn{fd}}
 	case kindUDP:
 		return &UDPConn{packetConn{conn{fd}}}
@@ -510,4 +504,15 @@ func resolveLocal(network string, kind netKind, address string) (localAddr, erro
 	var err error
 	la.sa, err = ipSockaddr(la.fam, ip, port, zone)
 	return la, err
+}
+
+// setTCPDefaults applies net's defaults to a new TCP connection: no Nagle,
+// keep-alive probes after 15 s idle, every 15 s, 9 of them. They are best
+// effort, as in net.
+func setTCPDefaults(s int) {
+	_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	_ = setKeepAliveIdle(s, 15)
+	_ = setKeepAliveInterval(s, 15)
+	_ = setKeepAliveCount(s, 9)
 }

@@ -350,13 +350,7 @@ func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
 			}
 		}
 		if c.kind == kindTCP {
-			// net's defaults for TCP: no Nagle, keep-alive every 15 s.
-			s := int(fd)
-			_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-			_ = setKeepAliveIdle(s, 15)
-			_ = setKeepAliveInterval(s, 15)
-			_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
+			setTCPDefaults(int(fd))
 		}
 	})
 	if ua, ok := c.laddr.(*net.UnixAddr); ok && ua != nil {

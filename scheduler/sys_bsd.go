@@ -43,11 +43,3 @@ func sysAccept(s int) (int, unix.Sockaddr, error) {
 	}
 	return ns, sa, nil
 }
-
-func setKeepAliveIdle(fd int, secs int) error {
-	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPALIVE, secs)
-}
-
-func setKeepAliveInterval(fd int, secs int) error {
-	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
-}

@@ -18,3 +18,7 @@ func setKeepAliveIdle(fd int, secs int) error {
 func setKeepAliveInterval(fd int, secs int) error {
 	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
 }
+
+func setKeepAliveCount(fd int, n int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n)
+}

@@ -1,0 +1,16 @@
+package scheduler
+
+import "golang.org/x/sys/unix"
+
+// Darwin names the idle time TCP_KEEPALIVE.
+func setKeepAliveIdle(fd int, secs int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPALIVE, secs)
+}
+
+func setKeepAliveInterval(fd int, secs int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+}
+
+func setKeepAliveCount(fd int, n int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n)
+}
