@@ -227,5 +227,3 @@ func (e *rEnv) needWatch(probe func() error) {
 	e.t.Helper()
 	requireUnsupported(e.t, e.probeLoop(), loop.CapWatch, probe)
 }
-
-

@@ -28,7 +28,7 @@ type Conn struct {
 	w     loop.IOWatcher
 	ctx   any
 
-	in, out        []byte // pooled; live bytes are in[inHead:], out[outHead:]
+	in, out         []byte // pooled; live bytes are in[inHead:], out[outHead:]
 	inHead, outHead int32
 
 	prev, next *Conn // the loop's list of open connections

@@ -88,7 +88,7 @@ type Server struct {
 	shutOnce  sync.Once
 	shutErr   error // the grace period's
 	loopErr   error // the loops'
-	stream    bool // the loops own their sockets (StreamServer)
+	stream    bool  // the loops own their sockets (StreamServer)
 }
 
 // New starts a server: it opens the loops and runs each on a goroutine of
