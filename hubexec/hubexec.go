@@ -154,18 +154,50 @@ var errNoHub = errors.New("hubexec: Cmd has no hub (use Command or CommandContex
 
 // Start starts the command, as exec.Cmd.Start; it does not wait for it.
 // After a successful Start, Wait must be called to release the child.
+//
+// Starting a process forks and waits for the child to exec, which takes
+// milliseconds (more for a large parent): from a task, that runs through
+// scheduler.Blocking, off the hub. If the task is cancelled meanwhile,
+// Start returns the context's error, a child started anyway is killed and
+// reaped, and the Cmd must not be used again.
 func (c *Cmd) Start() error {
 	if c.hub == nil {
 		return errNoHub
 	}
-	err := c.Cmd.Start()
-	for _, f := range c.childFiles {
-		f.Close()
-	}
-	c.childFiles = nil
-	if err != nil {
-		c.closePipes()
+	var (
+		mu                  sync.Mutex
+		finished, abandoned bool
+		startErr            error
+	)
+	err := scheduler.Blocking(context.Background(), func() error {
+		err := c.Cmd.Start()
+		for _, f := range c.childFiles {
+			f.Close()
+		}
+		c.childFiles = nil
+		mu.Lock()
+		finished, startErr = true, err
+		gone := abandoned
+		mu.Unlock()
+		if gone {
+			if err == nil {
+				_ = c.Process.Kill()
+				_ = c.Cmd.Wait()
+			}
+			c.closePipes()
+		}
 		return err
+	})
+	mu.Lock()
+	if !finished {
+		abandoned = true
+		mu.Unlock()
+		return err
+	}
+	mu.Unlock()
+	if startErr != nil {
+		c.closePipes()
+		return startErr
 	}
 	if loop.Supports(c.hub.Loop(), loop.CapWatch) {
 		c.pidfd = openPidfd(c.Process.Pid)
