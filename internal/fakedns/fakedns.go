@@ -50,6 +50,8 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Room for a burst of queries (as much as the system allows).
+	_ = c.SetReadBuffer(4 << 20)
 	s := &Server{cfg: cfg, conn: c, timers: map[*time.Timer]struct{}{}, clients: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
