@@ -36,6 +36,12 @@ import (
 //     It lives in scheduler/stream.go: streamConn.CloseRead drops the
 //     bytes the conn has read ahead (c.chunks, c.unread = nil, 0), so
 //     Close no longer knows to reset (its linger-0 rule for unread bytes).
+//   - evio-closeread-unix-peer-writes: CloseRead on a unix conn; the
+//     peer's next write fails with EPIPE on net (the kernel shut the
+//     receiving side) and succeeds on evio: streamConn.CloseRead
+//     (scheduler/stream.go) only stops reading and does not shut the
+//     socket down, as its comment says, because evio would take the EOF
+//     for the peer's and close the connection.
 func TestKnownDivergences(t *testing.T) {
 	files, err := filepath.Glob("testdata/known-divergences/*")
 	require.NoError(t, err)
