@@ -170,7 +170,7 @@ func setupError(err error) error {
 	case errors.Is(err, unix.EINVAL):
 		return unsupported("the kernel refused the ring's parameters (Linux 5.13 or later is needed)", sys)
 	}
-	return sys
+	return fmt.Errorf("%s: %w", Name, sys)
 }
 
 // disabledSetting reads kernel.io_uring_disabled ("" if unknown).
@@ -218,12 +218,12 @@ func newRing(sqEntries, cqEntries uint32) (*ring, error) {
 	}
 	if r.sqMem, err = unix.Mmap(fd, offSQRing, int(sqSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
 		_ = r.close()
-		return nil, os.NewSyscallError("mmap", err)
+		return nil, fmt.Errorf("%s: %w", Name, os.NewSyscallError("mmap", err))
 	}
 	sqeSize := int(p.sqEntries) * int(unsafe.Sizeof(sqe{}))
 	if r.sqeMem, err = unix.Mmap(fd, offSQEs, sqeSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
 		_ = r.close()
-		return nil, os.NewSyscallError("mmap", err)
+		return nil, fmt.Errorf("%s: %w", Name, os.NewSyscallError("mmap", err))
 	}
 	m := r.sqMem
 	u32 := func(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&m[off])) }

@@ -110,7 +110,7 @@ type slot struct {
 func New() (*Loop, error) {
 	r, err := newRing(sqEntries, cqEntries)
 	if err != nil {
-		return nil, fmt.Errorf("uring: %w", err)
+		return nil, err
 	}
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
