@@ -36,6 +36,10 @@ const (
 	cqEntries = 4096
 )
 
+// spinLooks is how many iterations after one that ran callbacks look at
+// the CQ and the posts without sleeping, each after a Gosched.
+var spinLooks = 2
+
 // user_data of a request: kind in the top byte, then the slot's
 // generation (24 bits) and the slot (32 bits) of a watch.
 const (
@@ -63,7 +67,7 @@ var ErrWatcherStopped = errors.New("watcher stopped")
 var ErrReentrant = errors.New("uring: Run or RunOnce called while the loop is running")
 
 // Loop is a loop.Loop on an io_uring instance. Create it with [New] or
-// loop.Open("uring"). It also implements [loop.EdgeWatcher].
+// loop.Open("uring").
 type Loop struct {
 	r      *ring
 	posts  *loop.PostQueue
@@ -89,6 +93,7 @@ type Loop struct {
 	running  bool
 	readLive bool // the eventfd read is in the kernel
 	readied  bool // the last iteration ran callbacks: Gosched before sleeping
+	spin     int  // looks without sleeping left before the next wait
 	slots    []slot
 	free     []int32
 	arms     []*watcher // watchers whose poll request goes out with the next enter
@@ -262,6 +267,15 @@ func (l *Loop) iterate(block bool) int {
 			runtime.Gosched()
 		}
 		wait = true
+		if l.spin > 0 {
+			// Just after a busy iteration, look again without sleeping
+			// (after yielding once more): the goroutines just readied
+			// often Post or write at once, and a look at the CQ costs no
+			// syscall, while a sleep costs the thread a wake-up.
+			l.spin--
+			l.readied = true
+			wait = false
+		}
 		if d, ok := l.timers.Timeout(time.Now()); ok {
 			if d <= 0 {
 				wait = false
@@ -296,6 +310,7 @@ func (l *Loop) iterate(block bool) int {
 	ran += l.posts.Run()
 	if ran > 0 {
 		l.readied = true
+		l.spin = spinLooks
 	}
 	return ran
 }
@@ -531,7 +546,6 @@ func (l *Loop) release() error {
 }
 
 var (
-	_ loop.Loop        = (*Loop)(nil)
-	_ loop.EdgeWatcher = (*Loop)(nil)
-	_ loop.Limited     = (*Loop)(nil)
+	_ loop.Loop    = (*Loop)(nil)
+	_ loop.Limited = (*Loop)(nil)
 )

@@ -98,7 +98,7 @@ func TestFDs(t *testing.T) {
 	_, err = unix.Write(b, []byte{1})
 	require.NoError(t, err)
 	fired := 0
-	_, err = l.WatchEdge(a, loop.Readable, func(loop.Events) { fired++ })
+	_, err = l.watchEdge(a, loop.Readable, func(loop.Events) { fired++ })
 	require.NoError(t, err)
 	require.NoError(t, l.Post(func() {}))
 	runUntil(t, l, func() bool { return fired > 0 })
@@ -145,7 +145,7 @@ func TestStopReleasesFile(t *testing.T) {
 		a, b := pair(t)
 		watch := l.Watch
 		if edge {
-			watch = l.WatchEdge
+			watch = l.watchEdge
 		}
 		w, err := watch(a, loop.Readable, func(loop.Events) {})
 		require.NoError(t, err)
@@ -172,7 +172,7 @@ func TestCancelledByKernel(t *testing.T) {
 	l := newLoop(t)
 	a, b := pair(t)
 	fired := 0
-	w, err := l.WatchEdge(a, loop.Readable, func(loop.Events) { fired++ })
+	w, err := l.watchEdge(a, loop.Readable, func(loop.Events) { fired++ })
 	require.NoError(t, err)
 	require.NoError(t, l.RunOnce(false))
 	wi := w.(*watcher)
