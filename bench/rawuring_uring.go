@@ -22,7 +22,7 @@ package bench
 // until sent and then given back to the buffer ring.
 
 #define URB_BGID   0
-#define URB_NBUF   4096            // power of two
+#define URB_NBUF   512             // power of two; 2 MiB, touched in turn (the ring is FIFO)
 #define URB_BUFSZ  4096
 #define URB_ACCEPT 1
 #define URB_RECV   2
