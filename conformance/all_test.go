@@ -32,3 +32,11 @@ func BenchmarkBackends(b *testing.B) {
 		b.Run("backend="+name, func(b *testing.B) { conformance.BenchmarkLoop(b, open(name)) })
 	}
 }
+
+// TestReactorBackends runs the reactor area against every registered
+// backend.
+func TestReactorBackends(t *testing.T) {
+	for _, name := range loop.Names() {
+		t.Run(name, func(t *testing.T) { conformance.TestReactor(t, open(name)) })
+	}
+}

@@ -92,7 +92,7 @@ func (c *conn) SetWriteBuffer(bytes int) error {
 
 func (c *conn) sockopt(level, opt, v int) error {
 	return c.fd.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, level, opt, v))
+		return os.NewSyscallError("setsockopt", setsockoptIntFunc(fd, level, opt, v))
 	})
 }
 
