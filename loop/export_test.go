@@ -1,0 +1,4 @@
+package loop
+
+// ChooseDefault is Default's rule, for tests.
+var ChooseDefault = chooseDefault
