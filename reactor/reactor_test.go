@@ -12,9 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	_ "github.com/evhub/evhub/backends/evio"
-	_ "github.com/evhub/evhub/backends/gnet"
-	_ "github.com/evhub/evhub/backends/netpoll"
+	_ "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/reactor"
 )

@@ -45,12 +45,13 @@ func (b Balance) String() string {
 	return fmt.Sprintf("Balance(%d)", int(b))
 }
 
-// Options configure a Server. The zero value is usable with New's
-// defaults: the backend loop.Open picks by default... see each field.
+// Options configure a Server. The zero value is usable: every field has
+// a default, given with it.
 type Options struct {
 	// Backend names the loop backend (loop.Open); ignored if NewLoop is
-	// set. Empty means the first registered backend in loop.Names order
-	// preferring "netpoll".
+	// set. Empty means "netpoll" if it is registered, else the first name
+	// of loop.Names (the package links no backend itself: import one, or
+	// github.com/evhub/evhub/backends/all and pass all.Default()).
 	Backend string
 	// NewLoop opens one new, not running loop; the server owns and closes
 	// it. It lets a third-party loop carry a server.
