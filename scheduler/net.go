@@ -70,7 +70,7 @@ func mapErr(err error) error {
 func (h *Hub) opened(s, fam, sotype int, network string) (*netFD, error) {
 	fd, err := newFD(h, s, fam, sotype, network)
 	if err != nil {
-		unix.Close(s)
+		closeFunc(s)
 		return nil, err
 	}
 	if h.edge != nil {
@@ -133,12 +133,12 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	}
 	fam, v6, sa, laddr := la.fam, la.v6only, la.sa, la.addr
 	path := la.path
-	s, err := sysSocket(fam, sotype, 0)
+	s, err := socketFunc(fam, sotype, 0)
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
 	}
 	if err := listenSocket(s, fam, v6, sa); err != nil {
-		unix.Close(s)
+		closeFunc(s)
 		return nil, opErr(laddr, err)
 	}
 	fd, err := h.opened(s, fam, sotype, network)
@@ -159,12 +159,12 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 
 func listenSocket(s, fam int, v6only bool, sa unix.Sockaddr) error {
 	if fam == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
+		if err := setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
 	}
 	if fam != unix.AF_UNIX {
-		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		if err := setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
 	}
@@ -220,22 +220,22 @@ func (h *Hub) ListenPacket(network, address string) (net.PacketConn, error) {
 		return nil, opErr(la.addr, err)
 	}
 	fam, v6, sa, laddr := la.fam, la.v6only, la.sa, la.addr
-	s, err := sysSocket(fam, sotype, 0)
+	s, err := socketFunc(fam, sotype, 0)
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
 	}
 	if fam == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6)); err != nil {
-			unix.Close(s)
+		if err := setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6)); err != nil {
+			closeFunc(s)
 			return nil, opErr(laddr, os.NewSyscallError("setsockopt", err))
 		}
 	}
 	if fam != unix.AF_UNIX {
 		// net sets SO_BROADCAST on datagram sockets.
-		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+		_ = setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 	}
 	if err := unix.Bind(s, sa); err != nil {
-		unix.Close(s)
+		closeFunc(s)
 		return nil, opErr(laddr, os.NewSyscallError("bind", err))
 	}
 	fd, err := h.opened(s, fam, sotype, network)
@@ -390,15 +390,15 @@ func (h *Hub) resolve(ctx context.Context, network, address string) ([]netip.Add
 }
 
 func (h *Hub) dialOne(ctx context.Context, network string, kind netKind, sotype, fam int, sa unix.Sockaddr, raddr net.Addr) (c net.Conn, ret error) {
-	s, err := sysSocket(fam, sotype, 0)
+	s, err := socketFunc(fam, sotype, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
 	if fam == unix.AF_INET6 {
-		_ = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		_ = setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
 	if kind == kindUDP {
-		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+		_ = setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 	}
 	fd, err := h.opened(s, fam, sotype, network)
 	if err != nil {
@@ -427,6 +427,12 @@ func (h *Hub) dialOne(ctx context.Context, network string, kind netKind, sotype,
 	if err := fd.connect(sa); err != nil {
 		if ctx.Err() != nil {
 			return nil, mapErr(ctx.Err())
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The write deadline is the context's; it expired before
+			// the context's own timer ran. net's error is the
+			// context's, whichever timer fires first.
+			return nil, mapErr(context.DeadlineExceeded)
 		}
 		return nil, err
 	}
@@ -519,8 +525,8 @@ func resolveLocal(network string, kind netKind, address string) (localAddr, erro
 // keep-alive probes after 15 s idle, every 15 s, 9 of them. They are best
 // effort, as in net.
 func setTCPDefaults(s int) {
-	_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	_ = setsockoptIntFunc(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 	_ = setKeepAliveIdle(s, 15)
 	_ = setKeepAliveInterval(s, 15)
 	_ = setKeepAliveCount(s, 9)

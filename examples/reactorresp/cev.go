@@ -1,5 +1,5 @@
 //go:build cev
 
-package scheduler_test
+package main
 
 import _ "github.com/evhub/evhub/backends/cev"
