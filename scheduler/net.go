@@ -117,6 +117,10 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	if h.closed.Load() {
 		return nil, opErr(nil, ErrHubClosed)
 	}
+	address, err := h.listenAddress(network, kind, address)
+	if err != nil {
+		return nil, opErr(nil, err)
+	}
 	if err := h.checkWatch(); err != nil {
 		if ss, ok := h.loop.(loop.StreamServer); ok {
 			return h.listenStream(ss, network, address)
@@ -207,6 +211,10 @@ func (h *Hub) ListenPacket(network, address string) (net.PacketConn, error) {
 	if err := h.checkWatch(); err != nil {
 		return nil, opErr(nil, err)
 	}
+	address, err := h.listenAddress(network, kind, address)
+	if err != nil {
+		return nil, opErr(nil, err)
+	}
 	la, err := resolveLocal(network, kind, address)
 	if err != nil {
 		return nil, opErr(la.addr, err)
@@ -250,7 +258,7 @@ func (h *Hub) Dial(network, address string) (net.Conn, error) {
 }
 
 // DialContext connects like net.Dialer.DialContext: names are resolved
-// with net.DefaultResolver, the context's deadline and cancellation apply
+// with the hub's resolver (SetResolver; off the hub from a task), the context's deadline and cancellation apply
 // to resolution and to connecting, and the addresses found are tried in
 // order until one succeeds.
 func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -293,7 +301,7 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 		}
 		return c, nil
 	}
-	addrs, err := resolve(ctx, network, address)
+	addrs, err := h.resolve(ctx, network, address)
 	if err != nil {
 		return nil, opErr(nil, err)
 	}
@@ -327,8 +335,9 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 	return nil, first
 }
 
-// resolve turns host:port into addresses suitable for network.
-func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, error) {
+// resolve turns host:port into addresses suitable for network, with the
+// hub's resolver (off the hub from a task).
+func (h *Hub) resolve(ctx context.Context, network, address string) ([]netip.AddrPort, error) {
 	if address == "" {
 		return nil, errMissingAddress
 	}
@@ -336,7 +345,7 @@ func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, er
 	if err != nil {
 		return nil, err
 	}
-	port, err := net.DefaultResolver.LookupPort(ctx, network, portStr)
+	port, err := h.Resolver().LookupPort(ctx, network, portStr)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +358,7 @@ func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, er
 	} else if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
 	} else {
-		found, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		found, err := h.Resolver().LookupIPAddr(ctx, host)
 		if err != nil {
 			return nil, err
 		}

@@ -16,16 +16,9 @@ import (
 
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/scheduler"
-
-	_ "github.com/evhub/evhub/backends/netpoll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// backends are the loops the scheduler's own tests run on; the full
-// conformance suite runs on every registered backend in package
-// conformance.
-func backends() []string { return loop.Names() }
 
 func openHub(t testing.TB, name string) *scheduler.Hub {
 	t.Helper()
