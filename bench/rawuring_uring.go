@@ -268,7 +268,7 @@ func init() {
 	// Package init order puts cgo files anywhere among the others, so the
 	// rows may be registered already: name the baseline in both places.
 	rawOf["uring"] = "liburing"
-	for _, name := range []string{"evhub-uring", "evhub-uring-task"} {
+	for _, name := range []string{"evhub-uring", "evhub-uring-task", "reactor-uring"} {
 		if s, ok := Lookup(name); ok && s.Raw == "" {
 			s.Raw = "liburing"
 		}
