@@ -128,7 +128,7 @@ func barPlot(pn panel, rows []Result, names []string) (*plot.Plot, error) {
 		}
 		top = max(top, v)
 		switch res.Kind {
-		case Evhub.String():
+		case Evhub.String(), EvhubReactor.String():
 			ev[i] = v
 		case EvhubTasks.String():
 			tasks[i] = v

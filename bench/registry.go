@@ -18,21 +18,26 @@ const (
 	Evhub
 	// EvhubTasks is a server written on evhub's cooperative tasks (hub.Go).
 	EvhubTasks
+	// EvhubReactor is a server written on evhub's callback-level reactor
+	// (package reactor).
+	EvhubReactor
 )
 
-// String returns "baseline", "evhub" or "evhub-tasks".
+// String returns "baseline", "evhub", "evhub-tasks" or "evhub-reactor".
 func (k Kind) String() string {
 	switch k {
 	case Evhub:
 		return "evhub"
 	case EvhubTasks:
 		return "evhub-tasks"
+	case EvhubReactor:
+		return "evhub-reactor"
 	}
 	return "baseline"
 }
 
 // IsEvhub reports whether k is a row built on evhub.
-func (k Kind) IsEvhub() bool { return k == Evhub || k == EvhubTasks }
+func (k Kind) IsEvhub() bool { return k == Evhub || k == EvhubTasks || k == EvhubReactor }
 
 // Protocol is a set of wire protocols a server can serve.
 type Protocol uint8
@@ -57,7 +62,9 @@ type Server struct {
 	// "gnet", "evio" or "cev" (libev).
 	Backend string
 	// Raw names the baseline row built directly on the same library, the
-	// reference for the "×raw" ratio; empty for baselines.
+	// reference for the "×raw" ratio; empty for baselines. Left empty on
+	// an evhub row, it is filled in by [Servers]: the first baseline row
+	// (in display order, so stdlib first) whose Backend is the row's.
 	Raw string
 	// Protocols the server speaks.
 	Protocols Protocol
@@ -102,16 +109,31 @@ func Lookup(name string) (*Server, bool) {
 
 // Servers returns every registered server in display order: stdlib first,
 // then the other baselines, then the evhub goroutine rows, then the evhub
-// task rows, each group by name.
+// task rows, then the reactor rows, each group by name.
 func Servers() []*Server {
-	regMu.RLock()
-	defer regMu.RUnlock()
+	regMu.Lock()
+	defer regMu.Unlock()
 	out := make([]*Server, 0, len(servers))
 	for _, s := range servers {
 		out = append(out, s)
 	}
 	sortServers(out)
+	for _, s := range out {
+		if s.Kind.IsEvhub() && s.Raw == "" {
+			s.Raw = rawFor(out, s.Backend)
+		}
+	}
 	return out
+}
+
+// rawFor returns the first baseline of ss on backend, or "".
+func rawFor(ss []*Server, backend string) string {
+	for _, s := range ss {
+		if s.Kind == Baseline && s.Backend == backend {
+			return s.Name
+		}
+	}
+	return ""
 }
 
 func sortServers(ss []*Server) {
@@ -123,8 +145,10 @@ func sortServers(ss []*Server) {
 			return 1
 		case s.Kind == Evhub:
 			return 2
+		case s.Kind == EvhubTasks:
+			return 3
 		}
-		return 3
+		return 4
 	}
 	sort.SliceStable(ss, func(i, j int) bool {
 		ri, rj := rank(ss[i]), rank(ss[j])

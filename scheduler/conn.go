@@ -42,7 +42,7 @@ var (
 // setsockoptInt sets an integer socket option on s's fd.
 func setsockoptInt(s sock, level, opt, v int) error {
 	return s.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, level, opt, v))
+		return os.NewSyscallError("setsockopt", setsockoptIntFunc(fd, level, opt, v))
 	})
 }
 
@@ -163,6 +163,10 @@ func (c conn) writeTo(b []byte, addr net.Addr) (int, error) {
 		return &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: err}
 	}
 	sa, err := writeToSockaddr(c.fd.family, addr)
+	if err == errMissingAddress {
+		// A nil address is no Addr, as in net.
+		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Err: err}
+	}
 	if err != nil {
 		return 0, opErr(err)
 	}

@@ -12,8 +12,6 @@ import (
 
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/scheduler"
-
-	_ "github.com/evhub/evhub/backends/evio"
 )
 
 // TestConnTypes: a hub connection has the same concrete type whichever

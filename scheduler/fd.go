@@ -99,11 +99,11 @@ func (fd *netFD) destroy() {
 	}
 	err := h.call(func() {
 		fd.pd.deregister()
-		_ = unix.Close(fd.pd.fd)
+		_ = closeFunc(fd.pd.fd)
 	})
 	if err != nil {
 		// The loop is closed: no watcher of it can fire any more.
-		_ = unix.Close(fd.pd.fd)
+		_ = closeFunc(fd.pd.fd)
 	}
 	close(fd.destroyed)
 }
@@ -160,7 +160,7 @@ func (fd *netFD) Read(p []byte) (int, error) {
 		p = p[:maxRW]
 	}
 	for {
-		n, err := unix.Read(fd.sysfd(), p)
+		n, err := readFunc(fd.sysfd(), p)
 		if err != nil {
 			n = 0
 			if err == syscall.EINTR {
@@ -195,7 +195,7 @@ func (fd *netFD) Write(p []byte) (int, error) {
 		if max-nn > maxRW {
 			max = nn + maxRW
 		}
-		n, err := unix.Write(fd.sysfd(), p[nn:max])
+		n, err := writeFunc(fd.sysfd(), p[nn:max])
 		if n > 0 {
 			nn += n
 		}
@@ -230,7 +230,7 @@ func (fd *netFD) accept() (int, unix.Sockaddr, error) {
 	}
 	var bo backoff.Accept
 	for {
-		s, rsa, err := acceptFn(fd.sysfd())
+		s, rsa, err := acceptFunc(fd.sysfd())
 		switch {
 		case err == nil:
 			return s, rsa, nil
@@ -245,14 +245,10 @@ func (fd *netFD) accept() (int, unix.Sockaddr, error) {
 				return -1, nil, err
 			}
 		default:
-			return -1, nil, os.NewSyscallError("accept", err)
+			return -1, nil, os.NewSyscallError(acceptSyscall, err)
 		}
 	}
 }
-
-// acceptFn is accept4(2) (or accept and fcntl where there is no accept4);
-// a variable so that tests can make it fail (EMFILE).
-var acceptFn = sysAccept
 
 func (fd *netFD) recvfrom(p []byte) (int, unix.Sockaddr, error) {
 	if err := fd.readLock(); err != nil {
@@ -263,7 +259,7 @@ func (fd *netFD) recvfrom(p []byte) (int, unix.Sockaddr, error) {
 		return 0, nil, err
 	}
 	for {
-		n, sa, err := unix.Recvfrom(fd.sysfd(), p, 0)
+		n, sa, err := recvfromFunc(fd.sysfd(), p, 0)
 		switch err {
 		case nil:
 			return n, sa, nil
@@ -287,7 +283,7 @@ func (fd *netFD) sendto(p []byte, sa unix.Sockaddr) (int, error) {
 		return 0, err
 	}
 	for {
-		err := unix.Sendto(fd.sysfd(), p, 0, sa)
+		err := sendtoFunc(fd.sysfd(), p, 0, sa)
 		switch err {
 		case nil:
 			return len(p), nil
@@ -305,7 +301,7 @@ func (fd *netFD) sendto(p []byte, sa unix.Sockaddr) (int, error) {
 // connect starts a non-blocking connect and waits for it, honouring the
 // write deadline the dialer set from its context.
 func (fd *netFD) connect(ra unix.Sockaddr) error {
-	switch err := ignoringEINTR(func() error { return unix.Connect(fd.sysfd(), ra) }); err {
+	switch err := ignoringEINTR(func() error { return connectFunc(fd.sysfd(), ra) }); err {
 	case syscall.EINPROGRESS, syscall.EALREADY:
 	case nil, syscall.EISCONN:
 		return nil
@@ -320,7 +316,7 @@ func (fd *netFD) connect(ra unix.Sockaddr) error {
 		if err := fd.pd.wait(modeWrite); err != nil {
 			return err
 		}
-		nerr, err := unix.GetsockoptInt(fd.sysfd(), unix.SOL_SOCKET, unix.SO_ERROR)
+		nerr, err := getsockoptIntFunc(fd.sysfd(), unix.SOL_SOCKET, unix.SO_ERROR)
 		if err != nil {
 			return os.NewSyscallError("getsockopt", err)
 		}

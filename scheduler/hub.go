@@ -47,6 +47,8 @@ type Hub struct {
 	resumeStart atomic.Int64 // mono() when the running task was resumed
 
 	monitorStop, monitorDone chan struct{}
+
+	x hubExtras // resolver and fd waits (hubx.go)
 }
 
 // New starts a hub on l, which must be new (not running). The hub owns l
@@ -155,6 +157,7 @@ func (h *Hub) Close() error {
 		h.mu.Unlock()
 		tasksErr := h.closeTasks()
 		h.stopMonitor()
+		h.x.close()
 		h.mu.Lock()
 		socks := make([]*netFD, 0, len(h.socks))
 		for fd := range h.socks {

@@ -12,7 +12,7 @@ import (
 // (time.Sleep, a plain channel, a mutex) stalls every task of its hub, as
 // in gevent. The monitor is gevent's remedy: a goroutine that notices when
 // the hub has been inside one task for longer than a threshold and reports
-// it once, with that task's stack.
+// it once, with that task's stack and the cure (Blocking, blocking.go).
 
 // MonitorReport describes one stall.
 type MonitorReport struct {
@@ -22,7 +22,9 @@ type MonitorReport struct {
 }
 
 func (r MonitorReport) String() string {
-	return fmt.Sprintf("evhub monitor: a task has blocked the %s hub for %v without returning to it (a non-hub blocking call?):\n%s",
+	return fmt.Sprintf("evhub monitor: a task has blocked the %s hub for %v without returning to it (a non-hub blocking call?); "+
+		"run such a call through scheduler.Blocking (evhub.Blocking), which parks only the calling task, "+
+		"and use the hub's own sockets, Resolver, files (NewFile, Pipe), WaitFD and hubexec for I/O:\n%s",
 		r.Backend, r.Blocked.Round(time.Millisecond), r.Stack)
 }
 

@@ -70,7 +70,7 @@ func mapErr(err error) error {
 func (h *Hub) opened(s, fam, sotype int, network string) (*netFD, error) {
 	fd, err := newFD(h, s, fam, sotype, network)
 	if err != nil {
-		unix.Close(s)
+		closeFunc(s)
 		return nil, err
 	}
 	if h.edge != nil {
@@ -117,6 +117,10 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	if h.closed.Load() {
 		return nil, opErr(nil, ErrHubClosed)
 	}
+	address, err := h.listenAddress(network, kind, address)
+	if err != nil {
+		return nil, opErr(nil, err)
+	}
 	if err := h.checkWatch(); err != nil {
 		if ss, ok := h.loop.(loop.StreamServer); ok {
 			return h.listenStream(ss, network, address)
@@ -129,12 +133,12 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	}
 	fam, v6, sa, laddr := la.fam, la.v6only, la.sa, la.addr
 	path := la.path
-	s, err := sysSocket(fam, sotype, 0)
+	s, err := socketFunc(fam, sotype, 0)
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
 	}
 	if err := listenSocket(s, fam, v6, sa); err != nil {
-		unix.Close(s)
+		closeFunc(s)
 		return nil, opErr(laddr, err)
 	}
 	fd, err := h.opened(s, fam, sotype, network)
@@ -155,12 +159,12 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 
 func listenSocket(s, fam int, v6only bool, sa unix.Sockaddr) error {
 	if fam == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
+		if err := setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
 	}
 	if fam != unix.AF_UNIX {
-		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		if err := setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
 	}
@@ -207,27 +211,31 @@ func (h *Hub) ListenPacket(network, address string) (net.PacketConn, error) {
 	if err := h.checkWatch(); err != nil {
 		return nil, opErr(nil, err)
 	}
+	address, err := h.listenAddress(network, kind, address)
+	if err != nil {
+		return nil, opErr(nil, err)
+	}
 	la, err := resolveLocal(network, kind, address)
 	if err != nil {
 		return nil, opErr(la.addr, err)
 	}
 	fam, v6, sa, laddr := la.fam, la.v6only, la.sa, la.addr
-	s, err := sysSocket(fam, sotype, 0)
+	s, err := socketFunc(fam, sotype, 0)
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
 	}
 	if fam == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6)); err != nil {
-			unix.Close(s)
+		if err := setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6)); err != nil {
+			closeFunc(s)
 			return nil, opErr(laddr, os.NewSyscallError("setsockopt", err))
 		}
 	}
 	if fam != unix.AF_UNIX {
 		// net sets SO_BROADCAST on datagram sockets.
-		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+		_ = setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 	}
 	if err := unix.Bind(s, sa); err != nil {
-		unix.Close(s)
+		closeFunc(s)
 		return nil, opErr(laddr, os.NewSyscallError("bind", err))
 	}
 	fd, err := h.opened(s, fam, sotype, network)
@@ -250,7 +258,7 @@ func (h *Hub) Dial(network, address string) (net.Conn, error) {
 }
 
 // DialContext connects like net.Dialer.DialContext: names are resolved
-// with net.DefaultResolver, the context's deadline and cancellation apply
+// with the hub's resolver (SetResolver; off the hub from a task), the context's deadline and cancellation apply
 // to resolution and to connecting, and the addresses found are tried in
 // order until one succeeds.
 func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -293,7 +301,7 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 		}
 		return c, nil
 	}
-	addrs, err := resolve(ctx, network, address)
+	addrs, err := h.resolve(ctx, network, address)
 	if err != nil {
 		return nil, opErr(nil, err)
 	}
@@ -327,8 +335,9 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 	return nil, first
 }
 
-// resolve turns host:port into addresses suitable for network.
-func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, error) {
+// resolve turns host:port into addresses suitable for network, with the
+// hub's resolver (off the hub from a task).
+func (h *Hub) resolve(ctx context.Context, network, address string) ([]netip.AddrPort, error) {
 	if address == "" {
 		return nil, errMissingAddress
 	}
@@ -336,7 +345,7 @@ func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, er
 	if err != nil {
 		return nil, err
 	}
-	port, err := net.DefaultResolver.LookupPort(ctx, network, portStr)
+	port, err := h.Resolver().LookupPort(ctx, network, portStr)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +358,7 @@ func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, er
 	} else if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
 	} else {
-		found, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		found, err := h.Resolver().LookupIPAddr(ctx, host)
 		if err != nil {
 			return nil, err
 		}
@@ -381,15 +390,15 @@ func resolve(ctx context.Context, network, address string) ([]netip.AddrPort, er
 }
 
 func (h *Hub) dialOne(ctx context.Context, network string, kind netKind, sotype, fam int, sa unix.Sockaddr, raddr net.Addr) (c net.Conn, ret error) {
-	s, err := sysSocket(fam, sotype, 0)
+	s, err := socketFunc(fam, sotype, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
 	if fam == unix.AF_INET6 {
-		_ = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		_ = setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
 	if kind == kindUDP {
-		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+		_ = setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 	}
 	fd, err := h.opened(s, fam, sotype, network)
 	if err != nil {
@@ -418,6 +427,12 @@ func (h *Hub) dialOne(ctx context.Context, network string, kind netKind, sotype,
 	if err := fd.connect(sa); err != nil {
 		if ctx.Err() != nil {
 			return nil, mapErr(ctx.Err())
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The write deadline is the context's; it expired before
+			// the context's own timer ran. net's error is the
+			// context's, whichever timer fires first.
+			return nil, mapErr(context.DeadlineExceeded)
 		}
 		return nil, err
 	}
@@ -510,8 +525,8 @@ func resolveLocal(network string, kind netKind, address string) (localAddr, erro
 // keep-alive probes after 15 s idle, every 15 s, 9 of them. They are best
 // effort, as in net.
 func setTCPDefaults(s int) {
-	_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	_ = setsockoptIntFunc(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 	_ = setKeepAliveIdle(s, 15)
 	_ = setKeepAliveInterval(s, 15)
 	_ = setKeepAliveCount(s, 9)

@@ -16,30 +16,9 @@ import (
 
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/scheduler"
-
-	_ "github.com/evhub/evhub/backends/netpoll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// backends are the loops the scheduler's own tests run on: those that
-// watch fds (every socket kind, dialing too). evio, linked for
-// TestConnTypes, only serves listeners; the full conformance suite runs on
-// every registered backend in package conformance.
-func backends() []string {
-	var names []string
-	for _, name := range loop.Names() {
-		l, err := loop.Open(name)
-		if err != nil {
-			continue
-		}
-		if loop.Supports(l, loop.CapWatch) {
-			names = append(names, name)
-		}
-		_ = l.Close()
-	}
-	return names
-}
 
 func openHub(t testing.TB, name string) *scheduler.Hub {
 	t.Helper()

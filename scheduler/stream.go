@@ -601,6 +601,9 @@ func (c *streamConn) writeTo(b []byte, addr net.Addr) (int, error) {
 	if _, aerr := writeToSockaddr(family, addr); aerr != nil {
 		err = aerr
 	}
+	if err == errMissingAddress {
+		addr = nil // a nil address is no Addr, as in net
+	}
 	return 0, &net.OpError{Op: "write", Net: c.net, Source: c.laddr, Addr: addr, Err: err}
 }
 

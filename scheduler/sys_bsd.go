@@ -43,3 +43,7 @@ func sysAccept(s int) (int, unix.Sockaddr, error) {
 	}
 	return ns, sa, nil
 }
+
+// acceptSyscall names the accept call in errors: the call made here is
+// accept(2) (net names accept4 on the BSDs that have it, accept on Darwin).
+const acceptSyscall = "accept"

@@ -22,3 +22,6 @@ func setKeepAliveInterval(fd int, secs int) error {
 func setKeepAliveCount(fd int, n int) error {
 	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n)
 }
+
+// acceptSyscall names the accept call in errors, as net does ("accept4").
+const acceptSyscall = "accept4"

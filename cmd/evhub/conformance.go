@@ -58,6 +58,9 @@ func runConformanceChild(args []string) error {
 			t.Run("tasks", func(t *testing.T) {
 				conformance.TestCooperative(t, func() (*scheduler.Hub, error) { return evhub.Open(name) })
 			})
+			t.Run("reactor", func(t *testing.T) {
+				conformance.TestReactor(t, func() (loop.Loop, error) { return loop.Open(name) })
+			})
 		}}}, nil, nil)
 	return nil
 }

@@ -1,0 +1,5 @@
+//go:build cev
+
+package main
+
+import _ "github.com/evhub/evhub/backends/cev"

@@ -1,0 +1,726 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// Conn is one connection of a Server. Unless a method says otherwise it
+// may only be called on the connection's loop goroutine: from a Handler
+// callback, or from a function given to Post.
+//
+// Memory: an idle connection is this struct, the loop's watcher and
+// nothing else. Input left over from OnData and output the kernel has not
+// taken live in pooled buffers that are returned the moment they empty.
+type Conn struct {
+	el    *eventLoop
+	fd    int32
+	flags uint32
+	w     loop.IOWatcher
+	ctx   any
+
+	in, out         []byte // pooled; live bytes are in[inHead:], out[outHead:]
+	inHead, outHead int32
+
+	prev, next *Conn // the loop's list of open connections
+	x          *connExtra
+
+	// Bytes AsyncWrite has queued and the loop not yet buffered, and a
+	// mirror of the buffered output, so that other goroutines can see the
+	// backlog without locking.
+	asyncQ, outMirror atomic.Int64
+}
+
+// connExtra holds what only some connections need, so that the others do
+// not pay for it.
+type connExtra struct {
+	st     loop.Stream // a StreamServer's connection (evio)
+	reason error       // why a closing connection closes
+
+	timer            loop.Timer
+	readTO, idleTO   time.Duration
+	lastIn, lastOut  int64 // mono()
+	waits            []asyncWait
+	queued, written  uint64 // output counters while waits is not empty
+	handover         *handover
+	laddr, raddr     net.Addr
+	streamAddrCached bool
+}
+
+type asyncWait struct {
+	end uint64
+	cb  func(c *Conn, err error)
+}
+
+const (
+	fOpen     uint32 = 1 << iota // OnOpen has run
+	fClosed                      // finished: OnClose has run, fd released
+	fClosing                     // close once the output is sent
+	fPeerEOF                     // the peer's EOF was read
+	fShutWR                      // CloseWrite asked
+	fShutDone                    // shutdown(SHUT_WR) done
+	fDirty                       // in the loop's dirty list
+	fPausedBP                    // reading paused: output past HighWater
+	fArmedR                      // Readable armed
+	fArmedW                      // Writable armed (or, on streams, output held)
+	fStream                      // a StreamServer connection
+	fOverHW                      // output passed HighWater: OnDrain due at LowWater
+)
+
+var clockBase = time.Now()
+
+func mono() int64 { return int64(time.Since(clockBase)) }
+
+func (c *Conn) extra() *connExtra {
+	if c.x == nil {
+		c.x = &connExtra{}
+	}
+	return c.x
+}
+
+func (c *Conn) pending() int { return len(c.out) - int(c.outHead) }
+
+func (c *Conn) netName() string {
+	if c.flags&fStream != 0 {
+		if _, ok := c.x.st.LocalAddr().(*net.UnixAddr); ok {
+			return "unix"
+		}
+		return "tcp"
+	}
+	if sa, err := unix.Getsockname(int(c.fd)); err == nil {
+		if _, ok := sa.(*unix.SockaddrUnix); ok {
+			return "unix"
+		}
+	}
+	return "tcp"
+}
+
+func (c *Conn) closedErr(op string) error {
+	return &net.OpError{Op: op, Net: c.netName(), Err: net.ErrClosed}
+}
+
+// --- the input view ---
+
+// input returns the unread input: during this connection's OnData the
+// loop's view, otherwise the leftover buffer.
+func (c *Conn) input() []byte {
+	if c.el.cur == c {
+		return c.el.view
+	}
+	return c.in[c.inHead:]
+}
+
+func (c *Conn) consume(n int) {
+	if c.el.cur == c {
+		c.el.view = c.el.view[n:]
+		return
+	}
+	c.inHead += int32(n)
+	if int(c.inHead) == len(c.in) {
+		c.el.putBuf(c.in)
+		c.in, c.inHead = nil, 0
+	}
+}
+
+// Peek returns the next n bytes of input without taking them (all of it
+// if n < 0). If fewer than n are buffered it returns them all with
+// io.ErrShortBuffer. The slice is valid until the callback returns; it is
+// read-only and must not be kept (copy what you keep).
+func (c *Conn) Peek(n int) ([]byte, error) {
+	in := c.input()
+	if n < 0 || n == len(in) {
+		return in, nil
+	}
+	if n > len(in) {
+		return in, io.ErrShortBuffer
+	}
+	return in[:n], nil
+}
+
+// Next takes the next n bytes of input (all of it if n < 0) and returns
+// them; with fewer than n buffered it takes them all and returns
+// io.ErrShortBuffer. Lifetime as for Peek: the bytes stay valid until the
+// callback returns, even though they are taken.
+func (c *Conn) Next(n int) ([]byte, error) {
+	b, err := c.Peek(n)
+	c.consume(len(b))
+	return b, err
+}
+
+// Discard drops the next n bytes of input (all of it if n < 0) and
+// reports how many it dropped; io.ErrShortBuffer if fewer than n were
+// buffered.
+func (c *Conn) Discard(n int) (int, error) {
+	b, err := c.Peek(n)
+	c.consume(len(b))
+	return len(b), err
+}
+
+// InboundBuffered is the number of input bytes not yet taken.
+func (c *Conn) InboundBuffered() int { return len(c.input()) }
+
+// --- output ---
+
+func (c *Conn) writable(op string) error {
+	if c.flags&(fClosed|fClosing|fShutWR) != 0 {
+		return c.closedErr(op)
+	}
+	return nil
+}
+
+func (c *Conn) markDirty() {
+	if c.flags&fDirty == 0 {
+		c.flags |= fDirty
+		c.el.dirty = append(c.el.dirty, c)
+	}
+}
+
+func (c *Conn) buffer(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if c.out == nil {
+		c.out = append(c.el.getBuf(len(p)), p...)
+	} else {
+		var head int
+		c.out, head = appendBuf(c.out, int(c.outHead), p)
+		c.outHead = int32(head)
+	}
+	if c.x != nil && len(c.x.waits) > 0 {
+		c.x.queued += uint64(len(p))
+	}
+	c.markDirty()
+}
+
+// Write buffers p; the connection's output is sent when the current
+// callback returns, in one system call for everything the callback
+// wrote. p may be reused as soon as Write returns. Write fails with
+// net.ErrClosed (in a *net.OpError) after Close or CloseWrite. It never
+// refuses bytes for backpressure: OutboundBuffered, HighWater and
+// DrainHandler tell a producer when to stop.
+func (c *Conn) Write(p []byte) (int, error) {
+	if err := c.writable("write"); err != nil {
+		return 0, err
+	}
+	c.buffer(p)
+	return len(p), nil
+}
+
+// Writev buffers every slice of bufs in order, like Write.
+func (c *Conn) Writev(bufs [][]byte) (int, error) {
+	if err := c.writable("write"); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, b := range bufs {
+		c.buffer(b)
+		n += len(b)
+	}
+	return n, nil
+}
+
+// OutboundBuffered is the number of bytes written and not yet taken by the
+// kernel.
+func (c *Conn) OutboundBuffered() int { return c.pending() }
+
+// AsyncWrite queues p for the connection from any goroutine. The loop
+// buffers it in order with everything else written to the connection and
+// calls cb (if not nil) on the loop goroutine once the kernel has taken
+// all of p, or with an error if the connection closed first. p is read on
+// the loop goroutine: do not modify it until cb has been called.
+//
+// If the connection's output (queued and buffered) is past
+// Options.HighWater, nothing is queued and the error wraps
+// ErrBackpressure; a write to an idle connection is always queued, however
+// large. After the server closed the error is ErrServerClosed.
+func (c *Conn) AsyncWrite(p []byte, cb func(c *Conn, err error)) error {
+	backlog := c.asyncQ.Load() + c.outMirror.Load()
+	if backlog > 0 && backlog+int64(len(p)) > int64(c.el.s.opt.HighWater) {
+		return fmt.Errorf("reactor: AsyncWrite of %d bytes with %d pending: %w", len(p), backlog, ErrBackpressure)
+	}
+	c.asyncQ.Add(int64(len(p)))
+	if err := c.el.enqueue(task{kind: taskWrite, c: c, p: p, cb: cb}); err != nil {
+		c.asyncQ.Add(-int64(len(p)))
+		return err
+	}
+	return nil
+}
+
+// Post runs fn(c) on the connection's loop goroutine; safe from any
+// goroutine. Output fn writes is sent when it returns. fn is not called if
+// the connection closes first; the error is ErrServerClosed after the
+// server closed.
+func (c *Conn) Post(fn func(c *Conn)) error {
+	if fn == nil {
+		return errors.New("reactor: Conn.Post with a nil function")
+	}
+	return c.el.enqueue(task{kind: taskRun, c: c, fn: fn})
+}
+
+func (c *Conn) asyncWrite(p []byte, cb func(*Conn, error)) {
+	c.asyncQ.Add(-int64(len(p)))
+	if err := c.writable("write"); err != nil {
+		if cb != nil {
+			c.el.protect(c, func() { cb(c, err) })
+		}
+		return
+	}
+	if cb != nil {
+		x := c.extra()
+		if len(x.waits) == 0 {
+			x.queued, x.written = uint64(c.pending()), 0
+		}
+		c.buffer(p)
+		x.waits = append(x.waits, asyncWait{end: x.queued, cb: cb})
+		if len(p) == 0 && c.pending() == 0 {
+			c.completeWaits()
+		}
+		return
+	}
+	c.buffer(p)
+}
+
+func (c *Conn) completeWaits() {
+	x := c.x
+	for len(x.waits) > 0 && x.waits[0].end <= x.written {
+		w := x.waits[0]
+		x.waits[0] = asyncWait{}
+		x.waits = x.waits[1:]
+		c.el.protect(c, func() { w.cb(c, nil) })
+	}
+	if len(x.waits) == 0 {
+		x.waits = nil
+	}
+}
+
+// flush writes pending output until it is sent or the kernel is full. It
+// reports false if the connection closed on an error.
+func (c *Conn) flush() bool {
+	for c.pending() > 0 {
+		var n int
+		var err error
+		if c.flags&fStream != 0 {
+			var held bool
+			n, held, err = c.x.st.Write(c.out[c.outHead:])
+			if held && err == nil {
+				c.flags |= fArmedW
+				err = unix.EAGAIN
+			}
+		} else {
+			n, err = unix.Write(int(c.fd), c.out[c.outHead:])
+		}
+		if n > 0 {
+			c.outHead += int32(n)
+			if x := c.x; x != nil {
+				if x.readTO|x.idleTO != 0 {
+					x.lastOut = mono()
+				}
+				if len(x.waits) > 0 {
+					x.written += uint64(n)
+				}
+			}
+		}
+		if err != nil {
+			if err == unix.EAGAIN {
+				break
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if c.flags&fStream == 0 {
+				err = os.NewSyscallError("write", err)
+			}
+			c.finishClose(err)
+			return false
+		}
+	}
+	if c.pending() == 0 && c.out != nil {
+		c.el.putBuf(c.out)
+		c.out, c.outHead = nil, 0
+	}
+	if c.x != nil && len(c.x.waits) > 0 {
+		c.completeWaits()
+	}
+	return c.flags&fClosed == 0
+}
+
+// settle sends what the callbacks wrote and brings the connection's state
+// (closing, half-close, backpressure, armed events) up to date. It runs
+// after every callback, for each connection that callback touched.
+func (c *Conn) settle() {
+	s := &c.el.s.opt
+	if c.pending() > s.HighWater {
+		c.flags |= fOverHW
+	}
+	if c.pending() > 0 && c.flags&fArmedW == 0 {
+		if !c.flush() {
+			return
+		}
+	}
+	pend := c.pending()
+	if pend == 0 {
+		if c.flags&fClosing != 0 {
+			c.finishClose(c.x.reason)
+			return
+		}
+		if c.flags&(fShutWR|fShutDone) == fShutWR {
+			c.flags |= fShutDone
+			var err error
+			if c.flags&fStream != 0 {
+				err = c.x.st.CloseWrite()
+			} else {
+				err = os.NewSyscallError("shutdown", unix.Shutdown(int(c.fd), unix.SHUT_WR))
+			}
+			if err != nil {
+				c.finishClose(err)
+				return
+			}
+		}
+		if c.x != nil && c.x.handover != nil {
+			c.handOverNow()
+			return
+		}
+	}
+	if pend > s.HighWater {
+		c.flags |= fPausedBP
+	} else if pend <= s.LowWater {
+		c.flags &^= fPausedBP
+	}
+	if c.flags&fOverHW != 0 && pend <= s.LowWater {
+		c.flags &^= fOverHW
+		if dh, ok := c.el.s.h.(DrainHandler); ok {
+			c.el.protect(c, func() { dh.OnDrain(c) })
+			if c.flags&fClosed != 0 {
+				return
+			}
+		}
+	}
+	if int64(pend) != c.outMirror.Load() {
+		c.outMirror.Store(int64(pend))
+	}
+	c.arm()
+}
+
+// arm registers the events the connection needs now.
+func (c *Conn) arm() {
+	var want uint32
+	if c.flags&(fPausedBP|fPeerEOF|fClosing|fClosed) == 0 && (c.x == nil || c.x.handover == nil) {
+		want |= fArmedR
+	}
+	if c.flags&fStream != 0 {
+		if (want^c.flags)&fArmedR != 0 {
+			c.x.st.SetReadPaused(want == 0)
+			c.flags ^= fArmedR
+		}
+		return
+	}
+	if c.pending() > 0 {
+		want |= fArmedW
+	}
+	if (want^c.flags)&(fArmedR|fArmedW) == 0 {
+		return
+	}
+	var ev loop.Events
+	if want&fArmedR != 0 {
+		ev |= loop.Readable
+	}
+	if want&fArmedW != 0 {
+		ev |= loop.Writable
+	}
+	if err := c.w.Modify(ev); err != nil {
+		c.finishClose(err)
+		return
+	}
+	c.flags = c.flags&^(fArmedR|fArmedW) | want
+}
+
+// --- events ---
+
+// onEvent is the connection's watcher callback.
+func (c *Conn) onEvent(ev loop.Events) {
+	el := c.el
+	if ev&loop.Writable != 0 {
+		c.flags &^= fArmedW // flush re-arms it if the kernel is still full
+		if !c.flush() {
+			el.flushDirty()
+			return
+		}
+		c.markDirty()
+	}
+	if ev&loop.Readable != 0 && c.flags&fArmedR != 0 {
+		n, err := unix.Read(int(c.fd), el.buf)
+		switch {
+		case n > 0:
+			c.deliver(el.buf[:n])
+		case err == nil:
+			c.peerEOF()
+		case err == unix.EAGAIN || err == unix.EINTR:
+		default:
+			c.finishClose(os.NewSyscallError("read", err))
+		}
+	}
+	el.flushDirty()
+}
+
+// deliver runs OnData with p appended to the connection's input. p is
+// only borrowed.
+func (c *Conn) deliver(p []byte) {
+	el := c.el
+	view, fromIn := p, false
+	if len(c.in) > int(c.inHead) {
+		var head int
+		c.in, head = appendBuf(c.in, int(c.inHead), p)
+		c.inHead = int32(head)
+		view, fromIn = c.in[c.inHead:], true
+	}
+	if x := c.x; x != nil && x.readTO|x.idleTO != 0 {
+		x.lastIn = mono()
+	}
+	el.cur, el.view = c, view
+	el.callData(c)
+	rest := el.view
+	el.cur, el.view = nil, nil
+	if c.flags&fClosed != 0 {
+		if c.in != nil {
+			el.putBuf(c.in)
+			c.in, c.inHead = nil, 0
+		}
+		return
+	}
+	switch {
+	case fromIn && len(rest) == 0:
+		el.putBuf(c.in)
+		c.in, c.inHead = nil, 0
+	case fromIn:
+		c.inHead = int32(len(c.in) - len(rest))
+	case len(rest) > 0:
+		c.in = append(el.getBuf(len(rest)), rest...)
+		c.inHead = 0
+	}
+	c.markDirty()
+}
+
+func (c *Conn) peerEOF() {
+	c.flags |= fPeerEOF
+	c.markDirty()
+	if eh, ok := c.el.s.h.(EOFHandler); ok {
+		c.el.protect(c, func() { eh.OnEOF(c) })
+		return
+	}
+	c.closeGraceful(io.EOF)
+}
+
+// --- closing ---
+
+// Close closes the connection once its pending output is sent; OnClose
+// follows with a nil reason. Reading stops at once. Close on a closed
+// connection returns net.ErrClosed (in a *net.OpError).
+func (c *Conn) Close() error {
+	if c.flags&(fClosed|fClosing) != 0 {
+		return c.closedErr("close")
+	}
+	c.closeGraceful(nil)
+	return nil
+}
+
+func (c *Conn) closeGraceful(reason error) {
+	if c.flags&(fClosed|fClosing) != 0 {
+		return
+	}
+	c.extra().reason = reason
+	c.flags |= fClosing
+	c.markDirty()
+}
+
+// CloseWrite sends EOF to the peer after the pending output
+// (shutdown(SHUT_WR)); the connection stays readable. Write fails after
+// it.
+func (c *Conn) CloseWrite() error {
+	if err := c.writable("close"); err != nil {
+		return err
+	}
+	c.flags |= fShutWR
+	c.markDirty()
+	return nil
+}
+
+// finishClose releases the connection at once and calls OnClose.
+func (c *Conn) finishClose(reason error) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	el := c.el
+	c.flags |= fClosed
+	if c.w != nil {
+		_ = c.w.Stop() // before the fd is closed: its number may be reused
+	}
+	el.unlink(c)
+	if x := c.x; x != nil {
+		if x.timer != nil {
+			x.timer.Stop()
+		}
+		waits := x.waits
+		x.waits = nil
+		for _, w := range waits {
+			err := reason
+			if err == nil || err == io.EOF {
+				err = c.closedErr("write")
+			}
+			el.protect(nil, func() { w.cb(c, err) })
+		}
+		if x.handover != nil {
+			ho := x.handover
+			x.handover = nil
+			ho.fail(c, reason)
+		}
+	}
+	if c.out != nil {
+		el.putBuf(c.out)
+		c.out, c.outHead = nil, 0
+	}
+	if c.in != nil && el.cur != c {
+		el.putBuf(c.in)
+		c.in, c.inHead = nil, 0
+	}
+	c.outMirror.Store(0)
+	if c.flags&fOpen != 0 {
+		el.protect(nil, func() { el.s.h.OnClose(c, reason) })
+	}
+	if c.flags&fStream != 0 {
+		_ = c.x.st.Close()
+	} else if c.fd >= 0 {
+		_ = unix.Close(int(c.fd))
+		c.fd = -1
+	}
+}
+
+// --- the rest of the API ---
+
+// Context returns the value set by SetContext.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext stores a value with the connection (per-connection state of
+// the handler).
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Fd is the connection's socket, or -1 once closed or for a connection of
+// a loop that owns its sockets (StreamServer).
+func (c *Conn) Fd() int {
+	if c.flags&fStream != 0 {
+		return -1
+	}
+	return int(c.fd)
+}
+
+// LocalAddr is the connection's local address (*net.TCPAddr or
+// *net.UnixAddr), nil once closed. It is looked up on each call (the
+// connection does not spend memory on it).
+func (c *Conn) LocalAddr() net.Addr {
+	if c.flags&fStream != 0 {
+		return c.x.st.LocalAddr()
+	}
+	if c.fd < 0 {
+		return nil
+	}
+	sa, err := unix.Getsockname(int(c.fd))
+	if err != nil {
+		return nil
+	}
+	return sockAddr(sa)
+}
+
+// RemoteAddr is the peer's address, as LocalAddr.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.flags&fStream != 0 {
+		return c.x.st.RemoteAddr()
+	}
+	if c.fd < 0 {
+		return nil
+	}
+	sa, err := unix.Getpeername(int(c.fd))
+	if err != nil {
+		return nil
+	}
+	a := sockAddr(sa)
+	if ua, ok := a.(*net.UnixAddr); ok && ua.Name == "" {
+		return nil
+	}
+	return a
+}
+
+// SetReadTimeout closes the connection (reason wrapping
+// os.ErrDeadlineExceeded) when no input arrives for d; 0 turns it off.
+// The clock starts now. The check runs on a loop timer.
+func (c *Conn) SetReadTimeout(d time.Duration) { c.setTimeouts(d, -1) }
+
+// SetIdleTimeout closes the connection (reason wrapping
+// os.ErrDeadlineExceeded) when nothing is read or written for d; 0 turns
+// it off.
+func (c *Conn) SetIdleTimeout(d time.Duration) { c.setTimeouts(-1, d) }
+
+func (c *Conn) setTimeouts(read, idle time.Duration) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	x := c.extra()
+	if read >= 0 {
+		x.readTO = read
+	}
+	if idle >= 0 {
+		x.idleTO = idle
+	}
+	now := mono()
+	x.lastIn, x.lastOut = now, now
+	c.rearmTimer(now)
+}
+
+func (c *Conn) rearmTimer(now int64) {
+	x := c.x
+	next := int64(-1)
+	if x.readTO > 0 {
+		next = x.lastIn + int64(x.readTO)
+	}
+	if x.idleTO > 0 {
+		dl := max(x.lastIn, x.lastOut) + int64(x.idleTO)
+		if next < 0 || dl < next {
+			next = dl
+		}
+	}
+	if next < 0 {
+		if x.timer != nil {
+			x.timer.Stop()
+		}
+		return
+	}
+	d := time.Duration(next - now)
+	if x.timer == nil {
+		x.timer = c.el.l.Timer(d, 0, c.onTimer)
+		return
+	}
+	x.timer.Reset(d, 0)
+}
+
+func (c *Conn) onTimer() {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	x, now := c.x, mono()
+	switch {
+	case x.readTO > 0 && now >= x.lastIn+int64(x.readTO):
+		c.finishClose(fmt.Errorf("reactor: no input for %v: %w", x.readTO, os.ErrDeadlineExceeded))
+	case x.idleTO > 0 && now >= max(x.lastIn, x.lastOut)+int64(x.idleTO):
+		c.finishClose(fmt.Errorf("reactor: idle for %v: %w", x.idleTO, os.ErrDeadlineExceeded))
+	default:
+		c.rearmTimer(now)
+	}
+	c.el.flushDirty()
+}

@@ -1,0 +1,268 @@
+package reactor
+
+import (
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// eventLoop is one loop.Loop of a server and what belongs to it: the read
+// buffer every connection of the loop shares, the list of its
+// connections, and its inbox of work from other goroutines.
+type eventLoop struct {
+	s  *Server
+	id int
+	l  loop.Loop
+
+	// Loop goroutine only.
+	buf   []byte  // the shared read buffer
+	cur   *Conn   // the connection in OnData
+	view  []byte  // its unread input during OnData
+	dirty []*Conn // connections written to or closed since the last settle
+	first *Conn   // open connections
+	cache [4][][]byte
+
+	nconn atomic.Int64 // connections assigned to the loop (balancing)
+
+	mu     sync.Mutex
+	inbox  []task
+	spare  []task
+	posted bool
+	closed bool
+	drain  func()
+
+	done   chan struct{}
+	runErr error
+}
+
+type taskKind uint8
+
+const (
+	taskOpen taskKind = iota
+	taskWrite
+	taskRun
+	taskCall
+)
+
+// task is work handed to a loop from another goroutine.
+type task struct {
+	kind taskKind
+	c    *Conn
+	p    []byte
+	cb   func(*Conn, error)
+	fn   func(*Conn)
+	call func()
+}
+
+func newEventLoop(s *Server, id int, l loop.Loop) *eventLoop {
+	el := &eventLoop{s: s, id: id, l: l, buf: make([]byte, s.opt.ReadBufferSize), done: make(chan struct{})}
+	el.drain = el.drainInbox
+	return el
+}
+
+// enqueue hands t to the loop: one Post wakes the loop for everything
+// queued until it drains, so a burst of async writes costs one wake-up.
+func (el *eventLoop) enqueue(t task) error {
+	el.mu.Lock()
+	if el.closed {
+		el.mu.Unlock()
+		return ErrServerClosed
+	}
+	el.inbox = append(el.inbox, t)
+	post := !el.posted
+	el.posted = true
+	el.mu.Unlock()
+	if post {
+		if err := el.l.Post(el.drain); err != nil {
+			return ErrServerClosed
+		}
+	}
+	return nil
+}
+
+// call runs fn on the loop goroutine and waits for it. Not for use on a
+// loop goroutine.
+func (el *eventLoop) call(fn func()) error {
+	done := make(chan struct{})
+	if err := el.enqueue(task{kind: taskCall, call: func() { fn(); close(done) }}); err != nil {
+		return err
+	}
+	<-done
+	return nil
+}
+
+func (el *eventLoop) drainInbox() {
+	el.mu.Lock()
+	q := el.inbox
+	el.inbox, el.posted = el.spare[:0], false
+	el.mu.Unlock()
+	for i := range q {
+		t := &q[i]
+		switch t.kind {
+		case taskOpen:
+			el.open(t.c)
+		case taskWrite:
+			t.c.asyncWrite(t.p, t.cb)
+		case taskRun:
+			if t.c.flags&fClosed == 0 {
+				c, fn := t.c, t.fn
+				el.protect(c, func() { fn(c) })
+			}
+		case taskCall:
+			t.call()
+		}
+		*t = task{}
+		el.flushDirty()
+	}
+	el.mu.Lock()
+	el.spare = q[:0]
+	el.mu.Unlock()
+}
+
+// open registers a connection whose fd (or stream) is set and runs
+// OnOpen.
+func (el *eventLoop) open(c *Conn) {
+	if c.flags&fStream == 0 {
+		w, err := el.l.Watch(int(c.fd), loop.Readable, c.onEvent)
+		if err != nil {
+			el.nconn.Add(-1)
+			el.s.live.Add(-1)
+			_ = unix.Close(int(c.fd))
+			c.fd = -1
+			c.flags |= fClosed
+			return
+		}
+		c.w = w
+	} else {
+		c.x.st.SetReadPaused(false)
+	}
+	c.flags |= fOpen | fArmedR
+	c.next = el.first
+	if el.first != nil {
+		el.first.prev = c
+	}
+	el.first = c
+	if o := &el.s.opt; o.ReadTimeout > 0 || o.IdleTimeout > 0 {
+		x := c.extra()
+		x.readTO, x.idleTO = o.ReadTimeout, o.IdleTimeout
+		now := mono()
+		x.lastIn, x.lastOut = now, now
+		c.rearmTimer(now)
+	}
+	el.protect(c, func() { el.s.h.OnOpen(c) })
+	c.markDirty()
+	el.flushDirty()
+}
+
+func (el *eventLoop) unlink(c *Conn) {
+	if c.flags&fOpen == 0 {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if el.first == c {
+		el.first = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	el.nconn.Add(-1)
+	el.s.live.Add(-1)
+}
+
+// flushDirty settles every connection a callback touched.
+func (el *eventLoop) flushDirty() {
+	for i := 0; i < len(el.dirty); i++ {
+		c := el.dirty[i]
+		el.dirty[i] = nil
+		c.flags &^= fDirty
+		if c.flags&fClosed == 0 {
+			c.settle()
+		}
+	}
+	el.dirty = el.dirty[:0]
+}
+
+// callData runs OnData; a panic closes the connection with the panic as
+// the reason.
+func (el *eventLoop) callData(c *Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			el.cur, el.view = nil, nil
+			c.finishClose(&PanicError{Value: r, Stack: debug.Stack()})
+		}
+	}()
+	el.s.h.OnData(c)
+}
+
+// protect runs fn, a callback of c (nil: of no connection); a panic closes
+// c with the panic as the reason.
+func (el *eventLoop) protect(c *Conn, fn func()) {
+	defer func() {
+		if r := recover(); r != nil && c != nil {
+			c.finishClose(&PanicError{Value: r, Stack: debug.Stack()})
+		}
+	}()
+	fn()
+}
+
+// getBuf and putBuf keep a few small buffers per loop before the shared
+// pools, so a ping-pong connection reuses one without synchronisation.
+func (el *eventLoop) getBuf(n int) []byte {
+	if k := class(n); k < len(el.cache) {
+		if l := len(el.cache[k]); l > 0 {
+			b := el.cache[k][l-1]
+			el.cache[k] = el.cache[k][:l-1]
+			return b[:0]
+		}
+	}
+	return getBuf(n)
+}
+
+func (el *eventLoop) putBuf(b []byte) {
+	c := cap(b)
+	if k := class(c); c == minBuf<<k && k < len(el.cache) && len(el.cache[k]) < 16 {
+		el.cache[k] = append(el.cache[k], b[:0])
+		return
+	}
+	putBuf(b)
+}
+
+// shutdown closes every connection with reason and fails what is queued;
+// on the loop goroutine, once the inbox is closed.
+func (el *eventLoop) shutdown(reason error) {
+	el.mu.Lock()
+	q := el.inbox
+	el.inbox = nil
+	el.mu.Unlock()
+	for i := range q {
+		t := &q[i]
+		switch t.kind {
+		case taskOpen:
+			if t.c.flags&fStream == 0 {
+				_ = unix.Close(int(t.c.fd))
+			}
+			el.nconn.Add(-1)
+			el.s.live.Add(-1)
+		case taskWrite:
+			if t.cb != nil {
+				c, cb := t.c, t.cb
+				el.protect(nil, func() { cb(c, reason) })
+			}
+		case taskCall:
+			t.call()
+		}
+	}
+	for el.first != nil {
+		el.first.finishClose(reason)
+	}
+	el.flushDirty()
+	for k := range el.cache {
+		el.cache[k] = nil
+	}
+}
