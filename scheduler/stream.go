@@ -301,6 +301,9 @@ type streamConn struct {
 	rerr   error
 	ended  bool // the loop's Closed arrived
 	rdShut bool
+	// dropped: CloseRead dropped bytes nobody read (or some came after
+	// it); net's kernel would still hold them, and Close resets.
+	dropped bool
 }
 
 func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
@@ -362,6 +365,7 @@ func (c *streamConn) data(p []byte) {
 		return
 	}
 	if c.rdShut {
+		c.dropped = true
 		c.mu.Unlock()
 		return
 	}
@@ -507,7 +511,7 @@ func (c *streamConn) Close() error {
 	// the loop knows the rest (bytes it has not handed over yet).
 	_ = c.h.call(func() {})
 	c.mu.Lock()
-	unread := c.unread > 0
+	unread := c.unread > 0 || c.dropped
 	c.chunks, c.unread = nil, 0
 	c.mu.Unlock()
 	if unread {
@@ -617,6 +621,7 @@ func (c *streamConn) CloseRead() error {
 	}
 	c.mu.Lock()
 	c.rdShut = true
+	c.dropped = c.dropped || c.unread > 0
 	c.chunks, c.unread = nil, 0
 	c.paused = true
 	c.mu.Unlock()

@@ -295,8 +295,11 @@ func (sv *server) announce(st *stream) {
 func (sv *server) postData(st *stream, p []byte) {
 	n := int64(len(p))
 	sv.postE(func() {
-		sv.h.Data(st, p)
+		// Counted as handed over before the handler runs: bytes it takes
+		// are its own to account for (it may close the stream inside
+		// Data, or panic), and a Close must not take them for unread.
 		st.consumed(n)
+		sv.h.Data(st, p)
 	})
 }
 

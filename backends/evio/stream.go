@@ -121,7 +121,7 @@ func (st *stream) deliver(p []byte) {
 	st.sv.postData(st, p)
 }
 
-// consumed is called on the loop goroutine after the handler took n bytes.
+// consumed is called on the loop goroutine as n bytes go to the handler.
 func (st *stream) consumed(n int64) {
 	if st.inflight.Add(-n) <= inflightMax/2 && st.selfPaused.Load() {
 		st.selfPaused.Store(false)
@@ -301,13 +301,21 @@ func (st *stream) close(wait bool) error {
 }
 
 // awaitRelease waits until the socket is released, or evio's server has
-// stopped (which closes every connection), or evio holds output that
-// only the peer's reading can drain.
+// stopped (which closes every connection). It does not wait while the
+// socket cannot take more bytes (evio holds output, or the kernel's send
+// buffer is full): evio runs a close only once the socket is writable,
+// which only the peer's reading brings, while net's kernel flushes after
+// close(2) in the background.
 func (st *stream) awaitRelease() {
 	st.mu.Lock()
-	held := st.held
+	full := st.held
+	if !full && st.dfd >= 0 {
+		pfd := []unix.PollFd{{Fd: int32(st.dfd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, 0)
+		full = err != nil || n == 0
+	}
 	st.mu.Unlock()
-	if held {
+	if full {
 		return
 	}
 	select {
@@ -360,9 +368,9 @@ func (st *stream) requestClose() {
 	st.mu.Lock()
 	st.closeReq = true
 	if st.inflight.Load() > 0 {
-		// evio has read bytes that the handler has not taken: nobody
-		// will read them. (The scheduler's Close waits for the bytes
-		// handed over before it, and resets for those it holds.)
+		// evio has read bytes not yet handed over: nobody will read
+		// them. (The scheduler's Close waits for the bytes handed over
+		// before it, and resets for those it holds or gets after it.)
 		st.resetOnCloseLocked()
 	}
 	st.mu.Unlock()
