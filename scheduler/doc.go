@@ -33,6 +33,10 @@
 // blocked call at once, serialised concurrent reads and writes, CloseRead
 // and CloseWrite, SyscallConn, and addresses of the same concrete types.
 // The conformance suite checks each of these side by side with package net.
+// A connection's own type does not depend on the loop that carries it: a
+// TCP connection is a *TCPConn (SetNoDelay, SetKeepAlive, SetLinger, ...)
+// and a unix one a *UnixConn, whether the hub polls its fd or the loop
+// owns the socket (TestConnTypes checks it on every backend).
 //
 // # The wait primitive
 //
