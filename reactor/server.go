@@ -45,8 +45,8 @@ func (b Balance) String() string {
 	return fmt.Sprintf("Balance(%d)", int(b))
 }
 
-// Options configure a Server. The zero value is usable with New's
-// defaults: the backend loop.Open picks by default... see each field.
+// Options configure a Server. The zero value is usable: every field has
+// a default, given with it.
 type Options struct {
 	// Backend names the loop backend (loop.Open); ignored if NewLoop is
 	// set. Empty means loop.Default() (with backends/all linked: the

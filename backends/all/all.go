@@ -35,6 +35,7 @@ import (
 // linked only under a build tag goes first: asking for it by tag is
 // asking for it as the default.
 var preference = []string{
+	"uring",   // io_uring: only with -tags uring (Linux)
 	"cev",     // libev through cgo: only with -tags cev
 	"gnet",    // gnet's epoll/kqueue poller: Linux, macOS, the BSDs; the fastest pure-Go row of the bench
 	"netpoll", // the Go runtime's netpoller: every Unix the runtime polls on

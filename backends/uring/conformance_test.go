@@ -1,0 +1,47 @@
+//go:build linux && uring
+
+package uring_test
+
+import (
+	"testing"
+
+	"github.com/evhub/evhub/backends/uring"
+	"github.com/evhub/evhub/conformance"
+	"github.com/evhub/evhub/loop"
+	"github.com/evhub/evhub/scheduler"
+)
+
+func openLoop() (loop.Loop, error) { return uring.New() }
+
+func openHub() (*scheduler.Hub, error) {
+	l, err := uring.New()
+	if err != nil {
+		return nil, err
+	}
+	h, err := scheduler.New(l)
+	if err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// TestConformance runs the shared loop suite on the backend.
+func TestConformance(t *testing.T) { conformance.TestLoop(t, openLoop) }
+
+// TestNetwork runs the socket half of the suite on hubs over the backend.
+func TestNetwork(t *testing.T) {
+	conformance.TestNetwork(t, func() (conformance.Network, func() error, error) {
+		h, err := openHub()
+		if err != nil {
+			return nil, nil, err
+		}
+		return h, h.Close, nil
+	})
+}
+
+// TestCooperative runs the cooperative-task cases on hubs over the
+// backend.
+func TestCooperative(t *testing.T) { conformance.TestCooperative(t, openHub) }
+
+func BenchmarkConformance(b *testing.B) { conformance.BenchmarkLoop(b, openLoop) }
