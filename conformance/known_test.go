@@ -36,6 +36,13 @@ import (
 //     It lives in scheduler/stream.go: streamConn.CloseRead drops the
 //     bytes the conn has read ahead (c.chunks, c.unread = nil, 0), so
 //     Close no longer knows to reset (its linger-0 rule for unread bytes).
+//   - evio-close-with-unread-bytes: the peer wrote 4,098 bytes nobody
+//     read, then Close; with net the kernel resets the connection and
+//     the peer's next write fails with ECONNRESET; on evio the peer's
+//     write succeeds (no reset has reached it 100 ms after Close). It
+//     lives between scheduler/stream.go's streamConn.Close (linger 0 only
+//     for bytes the conn has read ahead) and evio's asynchronous close.
+//     (The fuzzer found it as evio-async-close, below.)
 //   - evio-closeread-unix-peer-writes: CloseRead on a unix conn; the
 //     peer's next write fails with EPIPE on net (the kernel shut the
 //     receiving side) and succeeds on evio: streamConn.CloseRead
@@ -100,10 +107,9 @@ func readCorpusFile(t *testing.T, file string) []byte {
 // has closed the fd when it returns, so the peer's kernel has the FIN.
 // What it breaks: bytes the peer sends in that window are unread when the
 // fd is finally closed, so the kernel resets the connection, and the peer
-// reads ECONNRESET where with net it reads EOF (the fuzzer found it with
-// testdata/fuzz/FuzzHubs/evio-async-close: Close A; B writes 2 bytes; B
-// reads: EOF from net, ECONNRESET from the hub; its rule 6 now waits for
-// the peer to see the close, so the input passes there and the
+// reads ECONNRESET where with net it reads EOF (the fuzzer found it:
+// Close A; B writes 2 bytes; B reads: EOF from net, ECONNRESET from the
+// hub; the fuzzer's rule 6 now waits for the peer to see a close, so the
 // divergence is measured here instead).
 var knownAsyncClose = map[string]bool{"evio": true}
 

@@ -49,9 +49,8 @@ func (b Balance) String() string {
 // a default, given with it.
 type Options struct {
 	// Backend names the loop backend (loop.Open); ignored if NewLoop is
-	// set. Empty means "netpoll" if it is registered, else the first name
-	// of loop.Names (the package links no backend itself: import one, or
-	// github.com/evhub/evhub/backends/all and pass all.Default()).
+	// set. Empty means loop.Default() (with backends/all linked: the
+	// fastest backend that opens on this machine).
 	Backend string
 	// NewLoop opens one new, not running loop; the server owns and closes
 	// it. It lets a third-party loop carry a server.
@@ -101,15 +100,8 @@ func New(h Handler, opt Options) (*Server, error) {
 	if opt.NewLoop == nil {
 		name := opt.Backend
 		if name == "" {
-			names := loop.Names()
-			if len(names) == 0 {
-				return nil, errors.New("reactor: no loop backend registered (import one, e.g. github.com/evhub/evhub/backends/netpoll)")
-			}
-			name = names[0]
-			for _, n := range names {
-				if n == "netpoll" {
-					name = n
-				}
+			if name = loop.Default(); name == "" {
+				return nil, errors.New("reactor: no loop backend registered (import github.com/evhub/evhub/backends/all, or one backend)")
 			}
 		}
 		opt.NewLoop = func() (loop.Loop, error) { return loop.Open(name) }

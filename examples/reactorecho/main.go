@@ -5,7 +5,8 @@
 //
 //	go run ./examples/reactorecho -backend gnet -addr 127.0.0.1:7008 -loops 2
 //
-// Every backend is linked in (backends/all); -tags cev adds cev (libev).
+// Every backend that builds without cgo is linked in (backends/all);
+// -tags cev adds cev (libev).
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/evhub/evhub/backends/all"
+	_ "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/reactor"
 )
@@ -40,7 +41,7 @@ func (echo) OnData(c *reactor.Conn) {
 func (echo) OnClose(*reactor.Conn, error) {}
 
 func main() {
-	backend := flag.String("backend", all.Default(), "loop backend: "+strings.Join(loop.Names(), ", "))
+	backend := flag.String("backend", loop.Default(), "loop backend: one of "+strings.Join(loop.Names(), ", "))
 	addr := flag.String("addr", "127.0.0.1:7008", "address to listen on")
 	loops := flag.Int("loops", 0, "number of loops (0: GOMAXPROCS)")
 	balance := flag.String("balance", "round-robin", "round-robin, least-connections or reuseport")
