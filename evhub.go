@@ -5,10 +5,14 @@
 // net.Listener, net.Conn and net.PacketConn values that behave exactly like
 // the standard library's, whichever loop carries them.
 //
-// Pick a loop with a build tag (-tags gnet, -tags cev; none means netpoll)
-// or at run time with EVHUB_BACKEND=name, or open one explicitly:
+// Every backend that needs no cgo is linked in (package backends/all);
+// the default is the best one that runs here (gnet wherever gnet's poller
+// builds, netpoll elsewhere). A build tag that names a backend makes it
+// the default (-tags cev links libev through cgo and picks it; -tags evio
+// picks evio); EVHUB_BACKEND=name picks one at run time; or open one
+// explicitly:
 //
-//	hub, err := evhub.Open("netpoll")
+//	hub, err := evhub.Open("gnet")
 //	if err != nil { ... }
 //	defer hub.Close()
 //	ln, err := hub.Listen("tcp", "127.0.0.1:0")
@@ -26,11 +30,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/scheduler"
-
-	// The portable default backend is always compiled in.
-	_ "github.com/evhub/evhub/backends/netpoll"
 )
 
 // Hub is a running event loop with the sockets and cooperative tasks built
@@ -99,12 +101,14 @@ const EnvBackend = "EVHUB_BACKEND"
 func Backends() []string { return loop.Names() }
 
 // DefaultBackend is the backend the default hub uses: EVHUB_BACKEND if
-// set, else the one chosen by build tag (netpoll without a tag).
+// set, else the one a build tag names, else the first backend of
+// all.Preference that opens on this machine (gnet on Linux, macOS and the
+// BSDs; netpoll where gnet's poller does not exist).
 func DefaultBackend() string {
 	if name := os.Getenv(EnvBackend); name != "" {
 		return name
 	}
-	return defaultBackend
+	return all.Default()
 }
 
 // Open starts a new hub on the named backend. An unknown name is an error

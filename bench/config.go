@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	backends "github.com/evhub/evhub/backends/all"
 )
 
 // Config is one bench run's settings, normally built by [ParseFlags].
@@ -192,8 +194,8 @@ func selectServers(list string) ([]*Server, error) {
 		}
 		if !slices.Contains(known, b) {
 			hint := ""
-			if b == "cev" || b == "libev" {
-				hint = "; libev needs a build with -tags cev"
+			if slices.Contains(backends.Preference(), b) {
+				hint = fmt.Sprintf("; %s is linked only in a build with -tags %s", b, b)
 			}
 			return nil, fmt.Errorf("unknown backend %q (compiled in: %s%s)", b, strings.Join(known, ", "), hint)
 		}

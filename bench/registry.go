@@ -62,7 +62,9 @@ type Server struct {
 	// "gnet", "evio" or "cev" (libev).
 	Backend string
 	// Raw names the baseline row built directly on the same library, the
-	// reference for the "×raw" ratio; empty for baselines.
+	// reference for the "×raw" ratio; empty for baselines. Left empty on
+	// an evhub row, it is filled in by [Servers]: the first baseline row
+	// (in display order, so stdlib first) whose Backend is the row's.
 	Raw string
 	// Protocols the server speaks.
 	Protocols Protocol
@@ -109,14 +111,29 @@ func Lookup(name string) (*Server, bool) {
 // then the other baselines, then the evhub goroutine rows, then the evhub
 // task rows, then the reactor rows, each group by name.
 func Servers() []*Server {
-	regMu.RLock()
-	defer regMu.RUnlock()
+	regMu.Lock()
+	defer regMu.Unlock()
 	out := make([]*Server, 0, len(servers))
 	for _, s := range servers {
 		out = append(out, s)
 	}
 	sortServers(out)
+	for _, s := range out {
+		if s.Kind.IsEvhub() && s.Raw == "" {
+			s.Raw = rawFor(out, s.Backend)
+		}
+	}
 	return out
+}
+
+// rawFor returns the first baseline of ss on backend, or "".
+func rawFor(ss []*Server, backend string) string {
+	for _, s := range ss {
+		if s.Kind == Baseline && s.Backend == backend {
+			return s.Name
+		}
+	}
+	return ""
 }
 
 func sortServers(ss []*Server) {

@@ -6,25 +6,10 @@ import (
 	"net"
 
 	"github.com/evhub/evhub"
-
-	// Every backend that builds without a tag; cev comes in with -tags cev
-	// (servers_evhub_cev.go).
-	_ "github.com/evhub/evhub/backends/evio"
-	_ "github.com/evhub/evhub/backends/gnet"
-	_ "github.com/evhub/evhub/backends/netpoll"
 )
 
-// rawOf names the baseline each evhub backend is judged against: the same
-// library without evhub (the Go runtime netpoller is what package net is
-// built on).
-var rawOf = map[string]string{
-	"netpoll": StdlibRow,
-	"gnet":    "gnet",
-	"evio":    "evio",
-	"cev":     "libev",
-}
-
-// Two rows per compiled-in backend: goroutine-mode hub sockets (the stdlib
+// Two rows per compiled-in backend (package evhub links them all through
+// backends/all; the tagged ones with their build tag): goroutine-mode hub sockets (the stdlib
 // row's very code, StartListener, on a listener from hub.Listen), and the
 // same echo as cooperative tasks (hub.Go: one accepting task, one task per
 // connection; net/http makes goroutines, so tasks serve echo only).
@@ -34,7 +19,6 @@ func init() {
 			Name:      "evhub-" + backend,
 			Kind:      Evhub,
 			Backend:   backend,
-			Raw:       rawOf[backend],
 			Protocols: Echo | HTTP,
 			Doc:       fmt.Sprintf("evhub hub sockets on %s, a goroutine per connection (the stdlib row's code)", backend),
 			Start: func(proto Protocol, addr string) (net.Addr, error) {
@@ -49,7 +33,6 @@ func init() {
 			Name:      "evhub-" + backend + "-task",
 			Kind:      EvhubTasks,
 			Backend:   backend,
-			Raw:       rawOf[backend],
 			Protocols: Echo,
 			Doc:       fmt.Sprintf("evhub cooperative tasks on %s (hub.Go), a task per connection", backend),
 			Start: func(_ Protocol, addr string) (net.Addr, error) {

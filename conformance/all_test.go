@@ -5,12 +5,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	_ "github.com/evhub/evhub/backends/netpoll"
+	_ "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/conformance"
 	"github.com/evhub/evhub/loop"
 )
 
-// Other backends are linked in by conformance/import_<name>_test.go.
+// backends/all links every backend; cev and the other tagged ones with
+// their build tag.
 
 func open(name string) func() (loop.Loop, error) {
 	return func() (loop.Loop, error) { return loop.Open(name) }

@@ -21,19 +21,27 @@ import (
 
 // TestCooperative runs the cooperative-task cases (gevent's greenlets on a
 // hub: hub.Go, Sleep, sockets and the hub-aware primitives from inside
-// tasks) against fresh hubs from open. Subtests are "coop/Case".
+// tasks) against fresh hubs from open. Subtests are "coop/Case", and
+// "blocking/Case" for what keeps a task from freezing its hub (lookups,
+// Blocking, fd waits, hub files, subprocesses; coop_blocking.go).
 //
 // Inside a task a case never calls t.FailNow (require): like a goroutine
 // that is not the test's, a task must not Goexit; checks are returned as
 // the task's error and asserted outside.
 func TestCooperative(t *testing.T, open func() (*scheduler.Hub, error)) {
-	for _, c := range coopCases() {
-		t.Run("coop/"+c.name, func(t *testing.T) {
-			h, err := open()
-			require.NoError(t, err)
-			defer func() { require.NoError(t, h.Close()) }()
-			c.run(t, h)
-		})
+	areas := []struct {
+		name  string
+		cases []coopCase
+	}{{"coop", coopCases()}, {"blocking", blockingCases()}}
+	for _, area := range areas {
+		for _, c := range area.cases {
+			t.Run(area.name+"/"+c.name, func(t *testing.T) {
+				h, err := open()
+				require.NoError(t, err)
+				defer func() { require.NoError(t, h.Close()) }()
+				c.run(t, h)
+			})
+		}
 	}
 }
 

@@ -81,6 +81,7 @@ func reactorCases() []reactorCase {
 	cs = append(cs, reactorWriteCases()...)
 	cs = append(cs, reactorLoopCases()...)
 	cs = append(cs, reactorClientCases()...)
+	cs = append(cs, reactorExtraCases()...)
 	return cs
 }
 

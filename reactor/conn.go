@@ -73,6 +73,7 @@ const (
 	fArmedR                      // Readable armed
 	fArmedW                      // Writable armed (or, on streams, output held)
 	fStream                      // a StreamServer connection
+	fOverHW                      // output passed HighWater: OnDrain due at LowWater
 )
 
 var clockBase = time.Now()
@@ -356,6 +357,10 @@ func (c *Conn) flush() bool {
 // (closing, half-close, backpressure, armed events) up to date. It runs
 // after every callback, for each connection that callback touched.
 func (c *Conn) settle() {
+	s := &c.el.s.opt
+	if c.pending() > s.HighWater {
+		c.flags |= fOverHW
+	}
 	if c.pending() > 0 && c.flags&fArmedW == 0 {
 		if !c.flush() {
 			return
@@ -385,11 +390,13 @@ func (c *Conn) settle() {
 			return
 		}
 	}
-	s := &c.el.s.opt
 	if pend > s.HighWater {
 		c.flags |= fPausedBP
-	} else if c.flags&fPausedBP != 0 && pend <= s.LowWater {
+	} else if pend <= s.LowWater {
 		c.flags &^= fPausedBP
+	}
+	if c.flags&fOverHW != 0 && pend <= s.LowWater {
+		c.flags &^= fOverHW
 		if dh, ok := c.el.s.h.(DrainHandler); ok {
 			c.el.protect(c, func() { dh.OnDrain(c) })
 			if c.flags&fClosed != 0 {

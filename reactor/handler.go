@@ -41,8 +41,12 @@ type EOFHandler interface {
 
 // DrainHandler is an optional interface of a Handler that produces output
 // faster than the peer reads it: OnDrain is called when a connection's
-// pending output, having passed Options.HighWater, has fallen below
-// Options.LowWater.
+// pending output, having passed Options.HighWater (at the end of a
+// callback, before it was sent, or after a send), has fallen to
+// Options.LowWater. A producer writes until OutboundBuffered passes
+// HighWater and continues in OnDrain; the reactor keeps calling it while
+// the kernel takes everything at once, and waits for the socket when it
+// does not.
 type DrainHandler interface {
 	OnDrain(c *Conn)
 }

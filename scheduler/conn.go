@@ -213,7 +213,7 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 			return 0, opErr(syscall.EINVAL)
 		}
 		if a == nil {
-			return 0, opErr(errMissingAddress)
+			return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Err: errMissingAddress} // a nil address is no Addr, as in net
 		}
 		var err error
 		if sa, err = ipSockaddr(c.fd.family, a.IP, a.Port, a.Zone); err != nil {
@@ -224,7 +224,7 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 			return 0, opErr(syscall.EINVAL)
 		}
 		if a == nil {
-			return 0, opErr(errMissingAddress)
+			return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Err: errMissingAddress} // a nil address is no Addr, as in net
 		}
 		sa = &unix.SockaddrUnix{Name: a.Name}
 	default:

@@ -2,7 +2,7 @@
 // outside `go test` and prints a backend × area matrix, and compares the
 // backends side by side (conformance and performance).
 //
-//	evhub backends               compiled-in backends and what each lacks
+//	evhub backends               compiled-in backends, what each lacks, the default
 //	evhub conformance [-backend NAME] [-v]
 //	evhub compare                the conformance matrix and the bench table
 //	evhub bench [flags]          the performance comparison alone
@@ -17,9 +17,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/evhub/evhub"
+	backends "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
-
-	_ "github.com/evhub/evhub/backends/netpoll"
 )
 
 type command struct {
@@ -98,7 +98,13 @@ func runBackends(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	def := evhub.DefaultBackend()
 	for _, name := range loop.Names() {
+		mark := " "
+		if name == def {
+			mark = "*"
+		}
+		fmt.Print(mark)
 		l, err := loop.Open(name)
 		if err != nil {
 			fmt.Printf("%-8s  cannot open: %v\n", name, err)
@@ -117,8 +123,17 @@ func runBackends(args []string) error {
 		}
 		fmt.Printf("%-8s  lacks:%s\n", name, extra)
 		for _, c := range loop.SortedCapabilities(missing) {
-			fmt.Printf("          %-7s %s\n", c, missing[c])
+			fmt.Printf("           %-7s %s\n", c, missing[c])
 		}
+	}
+	fmt.Printf("\n* the default: %s", def)
+	switch {
+	case os.Getenv(evhub.EnvBackend) != "":
+		fmt.Printf(" (from %s)\n", evhub.EnvBackend)
+	case len(backends.Tagged()) > 0:
+		fmt.Printf(" (named by a build tag)\n")
+	default:
+		fmt.Printf(" (the first that opens here of: %s)\n", strings.Join(backends.Preference(), ", "))
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +101,7 @@ func Serve(ln net.Listener, r *Room) error {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8000", "address to listen on")
-	backend := flag.String("backend", evhub.DefaultBackend(), "loop backend")
+	backend := flag.String("backend", evhub.DefaultBackend(), "loop backend: one of "+strings.Join(evhub.Backends(), ", "))
 	flag.Parse()
 	hub, err := evhub.Open(*backend)
 	if err != nil {

@@ -11,12 +11,13 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/evhub/evhub"
 )
 
 func main() {
-	backend := flag.String("backend", evhub.DefaultBackend(), "loop backend: one of evhub.Backends()")
+	backend := flag.String("backend", evhub.DefaultBackend(), "loop backend: one of "+strings.Join(evhub.Backends(), ", "))
 	addr := flag.String("addr", "127.0.0.1:7007", "address to listen on")
 	flag.Parse()
 

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"strings"
 
 	"github.com/evhub/evhub"
 )
@@ -41,7 +42,7 @@ func Serve(ctx context.Context, hub *evhub.Hub, ln net.Listener) (*evhub.Task, e
 }
 
 func main() {
-	backend := flag.String("backend", evhub.DefaultBackend(), "loop backend")
+	backend := flag.String("backend", evhub.DefaultBackend(), "loop backend: one of "+strings.Join(evhub.Backends(), ", "))
 	addr := flag.String("addr", "127.0.0.1:7008", "address to listen on")
 	flag.Parse()
 	hub, err := evhub.Open(*backend)

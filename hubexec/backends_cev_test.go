@@ -1,5 +1,5 @@
 //go:build cev
 
-package main
+package hubexec_test
 
 import _ "github.com/evhub/evhub/backends/cev"

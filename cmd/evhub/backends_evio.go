@@ -1,4 +1,0 @@
-package main
-
-// The command line always has the evio backend.
-import _ "github.com/evhub/evhub/backends/evio"

@@ -1,3 +1,0 @@
-package conformance_test
-
-import _ "github.com/evhub/evhub/backends/gnet"

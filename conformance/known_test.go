@@ -1,0 +1,176 @@
+package conformance_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub"
+	"github.com/evhub/evhub/conformance"
+	"github.com/evhub/evhub/loop"
+)
+
+// Known divergences from net, found by the differential fuzzer, kept as
+// tests that fail once they are fixed (then the case moves into the
+// suite). Each names where it lives.
+
+// TestKnownDivergences runs every input of testdata/known-divergences
+// (named <backend>-<what>) on its backend and requires that it still
+// diverges from net (within 10 runs; some are timing-dependent): a fixed
+// divergence fails here, and its input then moves to
+// testdata/fuzz/FuzzHubs.
+//
+//   - evio-closeread-then-close: Close after CloseRead, with bytes the
+//     peer sent unread, sends a FIN on evio where net's Close resets the
+//     connection (the kernel still holds the unread bytes), so the peer's
+//     CloseWrite then succeeds where with net it fails with ENOTCONN.
+//     It lives in scheduler/stream.go: streamConn.CloseRead drops the
+//     bytes the conn has read ahead (c.chunks, c.unread = nil, 0), so
+//     Close no longer knows to reset (its linger-0 rule for unread bytes).
+//   - evio-close-with-unread-bytes: the peer wrote 4,098 bytes nobody
+//     read, then Close; with net the kernel resets the connection and
+//     the peer's next write fails with ECONNRESET; on evio the peer's
+//     write succeeds (no reset has reached it 100 ms after Close). It
+//     lives between scheduler/stream.go's streamConn.Close (linger 0 only
+//     for bytes the conn has read ahead) and evio's asynchronous close.
+//     (The fuzzer found it as evio-async-close, below.)
+//   - evio-closeread-unix-peer-writes: CloseRead on a unix conn; the
+//     peer's next write fails with EPIPE on net (the kernel shut the
+//     receiving side) and succeeds on evio: streamConn.CloseRead
+//     (scheduler/stream.go) only stops reading and does not shut the
+//     socket down, as its comment says, because evio would take the EOF
+//     for the peer's and close the connection.
+func TestKnownDivergences(t *testing.T) {
+	files, err := filepath.Glob("testdata/known-divergences/*")
+	require.NoError(t, err)
+	for _, file := range files {
+		name := filepath.Base(file)
+		backend, _, _ := strings.Cut(name, "-")
+		t.Run(name, func(t *testing.T) {
+			if !contains(loop.Names(), backend) {
+				t.Skipf("backend %s is not linked in", backend)
+			}
+			input := readCorpusFile(t, file)
+			h, err := evhub.Open(backend)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, h.Close()) }()
+			for range 10 {
+				_, err := conformance.Differential(h, t.TempDir(), input)
+				var d *conformance.Divergence
+				if errors.As(err, &d) {
+					t.Logf("known divergence, still there:\n%v", d)
+					return
+				}
+				require.NoError(t, err)
+			}
+			t.Errorf("%s no longer diverges from net in 10 runs: fixed? move it to testdata/fuzz/FuzzHubs", name)
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readCorpusFile reads a one-value "go test fuzz v1" file.
+func readCorpusFile(t *testing.T, file string) []byte {
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 2, "%s: not a one-value go test fuzz v1 file", file)
+	require.Equal(t, "go test fuzz v1", lines[0])
+	v, ok := strings.CutPrefix(lines[1], "[]byte(")
+	require.True(t, ok, "%s: not a []byte value", file)
+	s, err := strconv.Unquote(strings.TrimSuffix(v, ")"))
+	require.NoError(t, err)
+	return []byte(s)
+}
+
+// knownAsyncClose: on evio, a hub conn's Close returns before the socket
+// is closed: the scheduler's streamConn.Close (scheduler/stream.go) asks
+// the evio stream to close (backends/evio/stream.go Stream.Close, which
+// runs on evio's loop later, after flushing what it holds). net's Close
+// has closed the fd when it returns, so the peer's kernel has the FIN.
+// What it breaks: bytes the peer sends in that window are unread when the
+// fd is finally closed, so the kernel resets the connection, and the peer
+// reads ECONNRESET where with net it reads EOF (the fuzzer found it:
+// Close A; B writes 2 bytes; B reads: EOF from net, ECONNRESET from the
+// hub; the fuzzer's rule 6 now waits for the peer to see a close, so the
+// divergence is measured here instead).
+var knownAsyncClose = map[string]bool{"evio": true}
+
+// TestCloseReachesPeer measures, over 200 rounds per network, how often
+// the peer's kernel had not yet seen the FIN when Close returned: never
+// (within 2% for a loaded machine's deferred softirqs) for net and for
+// every hub but the known divergences, often for those.
+func TestCloseReachesPeer(t *testing.T) {
+	if _, err := unix.GetsockoptTCPInfo(0, unix.IPPROTO_TCP, unix.TCP_INFO); err == syscall.ENOSYS {
+		t.Skip("no TCP_INFO on this platform")
+	}
+	nets := map[string]conformance.Network{"std": conformance.StdNetwork}
+	for _, name := range loop.Names() {
+		h, err := evhub.Open(name)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, h.Close()) })
+		nets[name] = h
+	}
+	for name, n := range nets {
+		t.Run(name, func(t *testing.T) {
+			ln, err := n.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			const rounds = 200
+			late := 0
+			for range rounds {
+				peer, err := net.Dial("tcp", ln.Addr().String())
+				require.NoError(t, err)
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				require.NoError(t, c.Close())
+				info, err := tcpInfo(peer)
+				require.NoError(t, err)
+				if info.State == 1 { // ESTABLISHED: no FIN yet
+					late++
+				}
+				require.NoError(t, peer.Close())
+			}
+			t.Logf("%s: the peer had not seen the close when Close returned in %d of %d rounds", name, late, rounds)
+			if knownAsyncClose[name] {
+				if late <= rounds/50 {
+					t.Errorf("known divergence fixed? %s's Close now reaches the peer (%d late of %d): remove it from knownAsyncClose", name, late, rounds)
+				}
+				return
+			}
+			assert.LessOrEqual(t, late, rounds/50, "%s: Close returned before the peer's kernel had the FIN", name)
+		})
+	}
+}
+
+func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		info *unix.TCPInfo
+		ierr error
+	)
+	if err := rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return nil, err
+	}
+	return info, ierr
+}

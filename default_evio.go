@@ -1,5 +1,0 @@
-//go:build evio && !gnet && !cev
-
-package evhub
-
-const defaultBackend = "evio"

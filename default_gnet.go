@@ -1,5 +1,0 @@
-//go:build gnet && !cev
-
-package evhub
-
-const defaultBackend = "gnet"

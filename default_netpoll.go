@@ -1,5 +1,0 @@
-//go:build !gnet && !cev && !evio
-
-package evhub
-
-const defaultBackend = "netpoll"
