@@ -6,4 +6,4 @@ package all
 // -tags uring also makes it the default.
 import _ "github.com/evhub/evhub/backends/uring"
 
-func init() { tag("uring") }
+var _ = tag("uring")
