@@ -167,7 +167,7 @@ func (r *Report) Failures() []Sample {
 	return out
 }
 
-// Target is where one of the issue's performance targets stands.
+// Target is where one of the bench's performance targets stands.
 type Target struct {
 	Name   string `json:"name"`
 	Status string `json:"status"` // "met", "not met", "not measured"

@@ -66,7 +66,7 @@ import (
 //     to fit), so only the operations meant to block can block; datagrams
 //     queue at most 8 and 70,000 bytes per end, so loopback never drops
 //     one.
-//  6. After a Close, CloseWrite or CloseRead, the next operation waits
+//  6. After a Close or CloseWrite, the next operation waits
 //     (at most 100 ms) until the peer's fd reports the hang-up (poll's
 //     POLLRDHUP or POLLHUP), and after a write that met or provoked an
 //     RST until the writer's fd reports it (POLLERR or POLLHUP, at most
@@ -577,7 +577,9 @@ func (s *fuzzSide) streamOp(op byte, e, peer *fuzzEnd, dec *decoder) string {
 				e.shutRD = true
 			}
 		}
-		s.settle(e, false)
+		if what == "CloseWrite" {
+			s.settle(e, false) // a CloseRead sends nothing to wait for
+		}
 		return fmt.Sprintf("%s %s: %s", e.name, what, s.err(err))
 	case 6: // Close
 		err := e.c.Close()
@@ -590,8 +592,13 @@ func (s *fuzzSide) streamOp(op byte, e, peer *fuzzEnd, dec *decoder) string {
 		return s.parkedRead(e, peer, dec.byte())
 	case 8: // a concurrent transfer larger than the buffers
 		return s.transfer(e, peer, dec.byte())
-	default: // a write parked on a full buffer until its deadline
-		return s.blockedWrite(e, peer, dec.byte())
+	default: // a write parked on a full buffer until its deadline (it
+		// moves megabytes: one in four of these codes), or a write
+		b := dec.byte()
+		if b&6 != 0 {
+			return s.streamOp(0, e, peer, &decoder{data: []byte{b}})
+		}
+		return s.blockedWrite(e, peer, b)
 	}
 }
 

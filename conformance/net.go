@@ -80,6 +80,7 @@ func netCases() []netCase {
 	cs = append(cs, netCloseCases()...)
 	cs = append(cs, netTeardownCases()...)
 	cs = append(cs, netStressCases()...)
+	cs = append(cs, netFDReuseCases()...)
 	cs = append(cs, netHTTPCases()...)
 	cs = append(cs, netTLSCases()...)
 	cs = append(cs, netNettestCases()...)

@@ -219,7 +219,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -263,14 +262,11 @@ type Loop struct {
 	// wakeMu orders ev_async_send (any goroutine) against ev_loop_destroy.
 	wakeMu    sync.RWMutex
 	destroyed bool
-	// inBatch is set while the loop dispatches a batch: a Post made then
-	// (by a callback, or a goroutine it woke) needs no ev_async_send, an
-	// eventfd write and read and an extra poll; wakeLater records it and
-	// the batch's end makes the posts due. The two are ordered as in
-	// Dekker's protocol, so a Post racing with the batch's end is never
-	// stranded.
-	inBatch   atomic.Bool
-	wakeLater atomic.Bool
+	// batch skips ev_async_send for a Post made while the loop dispatches
+	// a batch (by a callback, or a goroutine it woke): the batch's end
+	// makes the posts due. It also holds the yield before the loop
+	// blocks in ev_run.
+	batch loop.Batch
 
 	stop atomic.Bool
 
@@ -278,7 +274,6 @@ type Loop struct {
 	closing bool
 	closed  bool
 	running bool
-	readied bool // the last iteration ran callbacks: Gosched before blocking
 	lost    bool // the last iteration dropped events: do not block
 	spin    int  // non-blocking polls left before the next blocking one
 	// the ev_async fired and the posts have not run yet
@@ -330,11 +325,8 @@ func (l *Loop) Raw() unsafe.Pointer {
 func (l *Loop) Now() time.Time { return time.Now() }
 
 func (l *Loop) wake() {
-	if l.inBatch.Load() {
-		l.wakeLater.Store(true)
-		if l.inBatch.Load() {
-			return // the batch's end will see wakeLater
-		}
+	if l.batch.SkipWake() {
+		return // the batch's end will see it
 	}
 	l.wakeMu.RLock()
 	if !l.destroyed {
@@ -494,12 +486,9 @@ func (l *Loop) iterate(block bool) bool {
 	flags := C.int(C.EVRUN_NOWAIT)
 	timeout := -1.0
 	if block && !l.lost {
-		if l.readied {
-			// Let the goroutines the last callbacks readied run before this
-			// thread sleeps in epoll_wait with them in its run-next slot.
-			l.readied = false
-			runtime.Gosched()
-		}
+		// Let the goroutines the last callbacks readied run before this
+		// thread sleeps in epoll_wait with them in its run-next slot.
+		l.batch.Yield()
 		flags = C.EVRUN_ONCE
 		if l.postsDue {
 			flags = C.EVRUN_NOWAIT
@@ -509,7 +498,7 @@ func (l *Loop) iterate(block bool) bool {
 			// write at once, and catching that here saves the thread a
 			// sleep and a wake-up in the kernel.
 			l.spin--
-			l.readied = true
+			l.batch.Ran() // yield before each of these polls too
 			flags = C.EVRUN_NOWAIT
 		} else if d, ok := l.timers.Timeout(time.Now()); ok {
 			if d <= 0 {
@@ -552,7 +541,7 @@ func (l *Loop) iterate(block bool) bool {
 	}
 
 	ran := 0
-	l.inBatch.Store(true)
+	l.batch.Begin()
 	defer l.endBatch()
 	for _, r := range l.recs {
 		if l.closed {
@@ -589,7 +578,7 @@ func (l *Loop) iterate(block bool) bool {
 		ran += l.posts.Run()
 	}
 	if ran > 0 {
-		l.readied = true
+		l.batch.Ran()
 		l.spin = spinPolls
 	}
 	return ran > 0 || foreign > 0
@@ -599,8 +588,7 @@ func (l *Loop) iterate(block bool) bool {
 // are due now (the next iteration runs them without blocking). Deferred,
 // so that a panicking callback leaves no post stranded.
 func (l *Loop) endBatch() {
-	l.inBatch.Store(false)
-	if l.wakeLater.Swap(false) {
+	if l.batch.End() {
 		l.postsDue = true
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,17 +60,15 @@ type Loop struct {
 	pollCb  netpoll.PollEventHandler
 
 	stopReq atomic.Bool
-	// draining is set while the post drain runs; a wake-up requested
-	// meanwhile is deferred to the next batch (wakeLater) so that a
-	// function that keeps re-posting itself cannot starve I/O: gnet's
-	// chores drain the task queue until it is empty.
-	draining  atomic.Bool
-	wakeLater atomic.Bool
-	// inBatch is set while an I/O batch's callbacks run (outside
-	// RunOnce): a wake-up requested meanwhile is left to the drain that
-	// ends the batch (dispatch), so a callback that posts — a task woken
-	// by readiness — costs no eventfd write, read and extra poll.
-	inBatch atomic.Bool
+	// bw brackets two kinds of batch, during which a Post's wake-up is
+	// skipped: an I/O batch's callbacks (outside RunOnce), whose end
+	// drains the posts (dispatch), so that a callback that posts — a task
+	// woken by readiness — costs no eventfd write, read and extra poll;
+	// and the post drain itself, whose end defers what was posted during
+	// it to the next batch, so that a function that keeps re-posting
+	// itself cannot starve I/O (gnet's chores drain the task queue until
+	// it is empty). It also holds the yield after a batch.
+	bw loop.Batch
 
 	// Loop goroutine only from here on.
 	fds        []*fdRec // by fd number
@@ -84,7 +81,7 @@ type Loop struct {
 	onceIO     bool // this RunOnce has dispatched its I/O batch
 	onceTimers bool // this RunOnce has run its timers
 	batch      uint64
-	yield      bool // Gosched after readying (DESIGN.md); off only in benchmarks
+	yield      bool // Gosched after readying (loop.Batch); off only in benchmarks
 	reuse      bool // keep outer after Polling returns (rewake); off by default, see doc.go
 	werr       error
 }
@@ -423,9 +420,8 @@ func (l *Loop) Post(fn func()) error { return l.posts.Post(fn) }
 // poller or, while a drain or a batch of callbacks is running, leave it to
 // that drain or to the drain that ends the batch.
 func (l *Loop) wake() {
-	l.wakeLater.Store(true)
-	if l.draining.Load() || l.inBatch.Load() {
-		return // the drain, or the batch's end, sees wakeLater
+	if l.bw.SkipWake() {
+		return // the drain, or the batch's end, sees it
 	}
 	l.trigger(l.drainFn)
 }
@@ -451,11 +447,9 @@ func (l *Loop) drainTask(any) error {
 
 // drainPosts runs the posted functions and reports how many ran.
 func (l *Loop) drainPosts() int {
-	l.wakeLater.Store(false)
-	l.draining.Store(true)
+	l.bw.Begin()
 	n := l.posts.Run()
-	l.draining.Store(false)
-	if l.wakeLater.Swap(false) && l.posts.Pending() {
+	if l.bw.End() && l.posts.Pending() {
 		// Posted while draining: run them in the next batch, after its
 		// I/O (the timer source's callback Triggers the drain).
 		l.tsrc.kick()
@@ -465,14 +459,15 @@ func (l *Loop) drainPosts() int {
 
 // afterCallbacks runs after a batch of callbacks: they may have reset a
 // timer earlier, and readied goroutines into this P's runnext slot, which
-// should run before the loop blocks in its poll (DESIGN.md).
+// should run before Polling blocks again (loop.Batch's yield).
 func (l *Loop) afterCallbacks() {
 	if l.closed {
 		return
 	}
 	l.rearm()
 	if l.yield {
-		runtime.Gosched()
+		l.bw.Ran()
+		l.bw.Yield()
 	}
 }
 
@@ -536,7 +531,7 @@ func (l *Loop) dispatch() {
 	// the callbacks post is drained at the batch's end, with no Trigger.
 	inline := !l.once
 	if inline {
-		l.inBatch.Store(true)
+		l.bw.Begin()
 	}
 	for i := range l.ready {
 		r := &l.ready[i]
@@ -557,12 +552,8 @@ func (l *Loop) dispatch() {
 			}
 		}
 	}
-	if inline {
-		// A poster that saw inBatch set wakeLater first: it is seen here.
-		l.inBatch.Store(false)
-		if l.wakeLater.Load() && l.drainPosts() > 0 {
-			ran = true
-		}
+	if inline && l.bw.End() && l.drainPosts() > 0 {
+		ran = true
 	}
 	if ran {
 		l.afterCallbacks()
@@ -640,8 +631,7 @@ func (l *Loop) leave() {
 		// A callback panicked through Polling: replace the poller before
 		// the panic goes on.
 		l.inPoll = false
-		l.draining.Store(false)
-		l.inBatch.Store(false)
+		l.bw.End() // what was posted is drained after the swap
 		if l.closed {
 			_ = l.release()
 		} else {
@@ -654,8 +644,8 @@ func (l *Loop) leave() {
 //
 // Polling returns from inside its chores, before it clears its wake-up
 // flag: a Trigger on that poller would then queue its task without
-// writing the eventfd, and nothing would wake Polling for it (DESIGN.md:
-// "restarting the old one can lose Trigger wake-ups"). Where the eventfd
+// writing the eventfd, and nothing would wake Polling for it (see "Ending
+// Polling" in the package doc). Where the eventfd
 // is known (Linux), rewake writes it once, which is exactly the write
 // Trigger skipped: the next Polling finds it, runs whatever was queued and
 // clears the flag, and the poller is reused. Elsewhere, or after a panic
