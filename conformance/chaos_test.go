@@ -34,6 +34,13 @@ func chaosSeeds(t *testing.T) []uint64 {
 	return seeds
 }
 
+// chaosEnabled skips the chaos-wrapped suites unless EVHUB_CHAOS=1.
+func chaosEnabled(t *testing.T) {
+	if os.Getenv("EVHUB_CHAOS") != "1" {
+		t.Skip("the chaos-wrapped suites run with EVHUB_CHAOS=1 (see TestChaosHubs)")
+	}
+}
+
 // chaosHub opens a hub on backend name wrapped in chaos; every hub of a
 // run gets its own seed derived from seed.
 func chaosHub(name string, seed uint64, k *atomic.Uint64, opt chaos.Options) (*scheduler.Hub, error) {
@@ -48,10 +55,15 @@ func chaosHub(name string, seed uint64, k *atomic.Uint64, opt chaos.Options) (*s
 // backend wrapped in the chaos loop (spurious, duplicate and late events,
 // late timers, posts cut short): the scheduler must be correct on any
 // loop that keeps the contract, not only on punctual ones.
+//
+// It takes minutes per backend and seed (16 min for three backends and
+// two seeds under -race on a loaded 2-core machine), so it runs when
+// EVHUB_CHAOS=1; CI runs it without the stress area, whose cases are
+// bounded in time and run unwrapped already:
+//
+//	EVHUB_CHAOS=1 go test -race -run 'TestChaos' -skip 'TestChaosHubs/.*/stress' ./conformance/
 func TestChaosHubs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the chaos-wrapped socket suite is long")
-	}
+	chaosEnabled(t)
 	for _, name := range loop.Names() {
 		for _, seed := range chaosSeeds(t) {
 			t.Run(fmt.Sprintf("%s/seed=%d", name, seed), func(t *testing.T) {
@@ -72,6 +84,7 @@ func TestChaosHubs(t *testing.T) {
 // without spurious readiness for now: Hub.WaitFD returns a direction a
 // spurious event named as ready (TestKnownWaitFDSpurious).
 func TestChaosCooperative(t *testing.T) {
+	chaosEnabled(t)
 	for _, name := range loop.Names() {
 		for _, seed := range chaosSeeds(t) {
 			t.Run(fmt.Sprintf("%s/seed=%d", name, seed), func(t *testing.T) {
