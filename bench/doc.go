@@ -1,6 +1,8 @@
 // Package bench measures evhub side by side with the libraries underneath it
-// and with the standard library, the way the issue tracker and
-// /work/shared/perf-baseline.md ask: every figure is a ratio within one run.
+// and with the standard library. Every figure it reports is a ratio within
+// one run, never an absolute time held against another day: the machine
+// it runs on may be shared and noisy, and a ratio of rows measured
+// interleaved in one run survives that.
 //
 // A run starts each server in its own process pinned to one CPU with
 // GOMAXPROCS=1 (the "serve" child role), and the load generator in another

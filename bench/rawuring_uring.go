@@ -264,13 +264,4 @@ func init() {
 		Doc:       "io_uring echo written in C on liburing (cgo): multishot accept, multishot receive into a provided-buffer ring, one send at a time per connection, SINGLE_ISSUER|DEFER_TASKRUN",
 		Start:     startLiburing,
 	})
-	// The evhub rows of the uring backend are judged against this one.
-	// Package init order puts cgo files anywhere among the others, so the
-	// rows may be registered already: name the baseline in both places.
-	rawOf["uring"] = "liburing"
-	for _, name := range []string{"evhub-uring", "evhub-uring-task"} {
-		if s, ok := Lookup(name); ok && s.Raw == "" {
-			s.Raw = "liburing"
-		}
-	}
 }

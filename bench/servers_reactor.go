@@ -30,7 +30,6 @@ func init() {
 			Name:      "reactor-" + backend,
 			Kind:      EvhubReactor,
 			Backend:   backend,
-			Raw:       rawOf[backend],
 			Protocols: Echo,
 			Doc:       fmt.Sprintf("evhub reactor on %s: handler callbacks, no goroutine per connection (examples/reactorecho)", backend),
 			Start: func(_ Protocol, addr string) (net.Addr, error) {

@@ -20,6 +20,7 @@ var (
 // empty, factory is nil, or name is registered twice, since each is a
 // programming error found at start-up.
 func Register(name string, factory Factory) {
+	defer forgetDefault() // after regMu is released: Default takes prefMu, then regMu
 	regMu.Lock()
 	defer regMu.Unlock()
 	if name == "" {

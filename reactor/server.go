@@ -45,12 +45,12 @@ func (b Balance) String() string {
 	return fmt.Sprintf("Balance(%d)", int(b))
 }
 
-// Options configure a Server. The zero value is usable with New's
-// defaults: the backend loop.Open picks by default... see each field.
+// Options configure a Server. The zero value is usable: every field has
+// a default, given with it.
 type Options struct {
 	// Backend names the loop backend (loop.Open); ignored if NewLoop is
-	// set. Empty means the first registered backend in loop.Names order
-	// preferring "netpoll".
+	// set. Empty means loop.Default() (with backends/all linked: the
+	// fastest backend that opens on this machine).
 	Backend string
 	// NewLoop opens one new, not running loop; the server owns and closes
 	// it. It lets a third-party loop carry a server.
@@ -100,15 +100,8 @@ func New(h Handler, opt Options) (*Server, error) {
 	if opt.NewLoop == nil {
 		name := opt.Backend
 		if name == "" {
-			names := loop.Names()
-			if len(names) == 0 {
-				return nil, errors.New("reactor: no loop backend registered (import one, e.g. github.com/evhub/evhub/backends/netpoll)")
-			}
-			name = names[0]
-			for _, n := range names {
-				if n == "netpoll" {
-					name = n
-				}
+			if name = loop.Default(); name == "" {
+				return nil, errors.New("reactor: no loop backend registered (import github.com/evhub/evhub/backends/all, or one backend)")
 			}
 		}
 		opt.NewLoop = func() (loop.Loop, error) { return loop.Open(name) }

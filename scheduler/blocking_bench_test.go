@@ -27,7 +27,7 @@ func BenchmarkTimerLateness(b *testing.B) {
 			b.Run(fmt.Sprintf("backend=%s/hanging-lookups=%d", name, hanging), func(b *testing.B) {
 				h := openHub(b, name)
 				if hanging > 0 {
-					dns, err := fakedns.Start(fakedns.Config{Drop: true})
+					dns, err := fakedns.Start(fakedns.Config{Drop: true, Patient: true})
 					require.NoError(b, err)
 					defer dns.Close()
 					h.SetResolver(dns.Resolver())

@@ -6,4 +6,4 @@ package all
 // asked for; -tags cev also makes it the default.
 import _ "github.com/evhub/evhub/backends/cev"
 
-func init() { tag("cev") }
+var _ = tag("cev")

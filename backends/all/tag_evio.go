@@ -3,4 +3,4 @@
 package all
 
 // -tags evio makes evio the default (it is linked either way).
-func init() { tag("evio") }
+var _ = tag("evio")

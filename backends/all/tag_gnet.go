@@ -3,4 +3,4 @@
 package all
 
 // -tags gnet makes gnet the default (it is linked either way).
-func init() { tag("gnet") }
+var _ = tag("gnet")

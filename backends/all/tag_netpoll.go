@@ -3,4 +3,4 @@
 package all
 
 // -tags netpoll makes netpoll the default (it is linked either way).
-func init() { tag("netpoll") }
+var _ = tag("netpoll")

@@ -29,7 +29,7 @@ func startRun(b *testing.B, l *Loop) {
 	})
 }
 
-// BenchmarkYield shows the Gosched-after-readying rule of DESIGN.md: the
+// BenchmarkYield shows loop.Batch's yield after a batch of callbacks: the
 // same round trips with the loop yielding after a batch of callbacks
 // (yield=on, the backend's behaviour) and without (yield=off). Compare
 // with `benchstat -col /yield`.

@@ -51,13 +51,13 @@
 // Run calls Poller.Polling and stays in it until Stop, whose Trigger task
 // returns gnet's ErrEngineShutdown; RunOnce makes Polling return the same
 // way after one iteration. A poller whose Polling has returned is never
-// polled again: it is closed and a fresh outer poller takes its place
-// (DESIGN.md: restarting the old one can lose Trigger wake-ups). Only the
+// polled again: it is closed and a fresh outer poller takes its place,
+// because restarting the old one can lose Trigger wake-ups (below). Only the
 // inner poller's fd and the timer source live on the outer poller, so the
 // watched fds and their edge state survive the swap. Run pays this once,
 // at Stop; a RunOnce pays it each time: about 16 µs, plus ~0.11 µs per
-// watched fd for the kernel's nested-epoll check (BenchmarkRunOnce, 2-core
-// VM).
+// watched fd for the kernel's nested-epoll check, on a 2-core x86-64 VM
+// (go test -run '^$' -bench RunOnce ./backends/gnet/).
 //
 // Why the old poller loses wake-ups: Polling returns from inside its
 // chores, before it clears its wake-up flag, so a later Trigger queues its
@@ -65,18 +65,20 @@
 // returns would repair it and make RunOnce(false) cost about 1.7 µs; the
 // loop keeps that path (Loop.reuse, measured by BenchmarkRunOnce and run
 // through the whole suite by its tests) but leaves it off, because it
-// depends on an unexported field of gnet's poller and the contract this
-// backend was built to says a stopped poller is never reused.
+// depends on an unexported field of gnet's poller, which a gnet release
+// may change without notice; a fresh poller depends on nothing private.
 //
 // # Yielding
 //
-// After a batch of callbacks the loop calls runtime.Gosched, so that a
-// goroutine the callbacks readied into the runnext slot of the loop's P
-// runs at once instead of waiting for a steal or for the loop to block
-// (DESIGN.md). BenchmarkYield shows the effect (medians of 6, 2-core VM):
-// a Post round trip takes 0.9 µs with it and 6.7 µs without; fd readiness
-// to a woken goroutine 9.6 µs and 13.1 µs; one readiness waking 8
-// goroutines 12.7 µs and 23.5 µs.
+// After a batch of callbacks the loop yields ([loop.Batch]: one
+// runtime.Gosched), so that a goroutine the callbacks readied into the
+// runnext slot of the loop's P runs at once instead of waiting for sysmon
+// to steal it while Polling blocks the thread in epoll_wait.
+// BenchmarkYield shows the effect (medians of 6 on a 2-core x86-64 VM;
+// go test -run '^$' -bench Yield -count 6 ./backends/gnet/): a Post round
+// trip takes 0.9 µs with it and 6.7 µs without; fd readiness to a woken
+// goroutine 9.6 µs and 13.1 µs; one readiness waking 8 goroutines 12.7 µs
+// and 23.5 µs. TestPingPongStalls is the regression test.
 //
 // The package never builds gnet's poll_opt variant. On a platform gnet's
 // poller does not support, the package still builds and registers, and

@@ -34,7 +34,8 @@ import (
 const (
 	stallChildEnv = "EVHUB_GNET_STALL_CHILD"
 	// stallNoYieldEnv makes the child's loop skip its Gosched after a
-	// batch (DESIGN.md's stranded-runnext fact), to show what the test
+	// batch (so that readied goroutines strand in the runnext slot while
+	// the loop blocks in epoll_wait: loop.Batch), to show what the test
 	// catches.
 	stallNoYieldEnv = "EVHUB_GNET_STALL_NOYIELD"
 	stallRounds     = 2000

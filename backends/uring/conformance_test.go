@@ -44,4 +44,7 @@ func TestNetwork(t *testing.T) {
 // backend.
 func TestCooperative(t *testing.T) { conformance.TestCooperative(t, openHub) }
 
+// TestReactor runs the reactor area of the suite on the backend.
+func TestReactor(t *testing.T) { conformance.TestReactor(t, openLoop) }
+
 func BenchmarkConformance(b *testing.B) { conformance.BenchmarkLoop(b, openLoop) }

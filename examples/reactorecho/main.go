@@ -5,8 +5,8 @@
 //
 //	go run ./examples/reactorecho -backend gnet -addr 127.0.0.1:7008 -loops 2
 //
-// Every backend that builds without cgo is linked in; -tags cev adds cev
-// (libev).
+// Every backend that builds without cgo is linked in (backends/all);
+// -tags cev adds cev (libev).
 package main
 
 import (
@@ -22,9 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/evhub/evhub/backends/evio"
-	_ "github.com/evhub/evhub/backends/gnet"
-	_ "github.com/evhub/evhub/backends/netpoll"
+	_ "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/reactor"
 )
@@ -43,7 +41,7 @@ func (echo) OnData(c *reactor.Conn) {
 func (echo) OnClose(*reactor.Conn, error) {}
 
 func main() {
-	backend := flag.String("backend", "netpoll", "loop backend: "+strings.Join(loop.Names(), ", "))
+	backend := flag.String("backend", loop.Default(), "loop backend: one of "+strings.Join(loop.Names(), ", "))
 	addr := flag.String("addr", "127.0.0.1:7008", "address to listen on")
 	loops := flag.Int("loops", 0, "number of loops (0: GOMAXPROCS)")
 	balance := flag.String("balance", "round-robin", "round-robin, least-connections or reuseport")

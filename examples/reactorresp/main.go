@@ -25,9 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/evhub/evhub/backends/evio"
-	_ "github.com/evhub/evhub/backends/gnet"
-	_ "github.com/evhub/evhub/backends/netpoll"
+	"github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/reactor"
 )
@@ -126,7 +124,7 @@ func writeBulk(c *reactor.Conn, v []byte) {
 }
 
 func main() {
-	backend := flag.String("backend", "netpoll", "loop backend: "+strings.Join(loop.Names(), ", "))
+	backend := flag.String("backend", all.Default(), "loop backend: "+strings.Join(loop.Names(), ", "))
 	addr := flag.String("addr", "127.0.0.1:6380", "address to listen on")
 	loops := flag.Int("loops", 0, "number of loops (0: GOMAXPROCS)")
 	flag.Parse()

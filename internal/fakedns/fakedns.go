@@ -27,6 +27,12 @@ type Config struct {
 	Drop bool
 	// Delay is how long each answer waits before it is sent.
 	Delay time.Duration
+	// Patient makes the connections of Resolver ignore deadlines, so that
+	// a lookup of a dropped query hangs until its context ends (or the
+	// server closes) rather than for the resolver's own per-query timeout
+	// (resolv.conf's, 5 s by default), which a loaded machine can reach
+	// before a test has done what it does while lookups hang.
+	Patient bool
 	// Hosts maps fully qualified names ("svc.evhub.test.") to their A or
 	// AAAA address; other names get IPv4For(name).
 	Hosts map[string]netip.Addr
@@ -82,6 +88,9 @@ func (s *Server) Resolver() *net.Resolver {
 			return nil, net.ErrClosed
 		}
 		s.clients[c] = struct{}{}
+		if s.cfg.Patient {
+			return &patientConn{clientConn{UDPConn: c.(*net.UDPConn), s: s}}, nil
+		}
 		return &clientConn{UDPConn: c.(*net.UDPConn), s: s}, nil
 	}}
 }
@@ -118,6 +127,13 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	return err
 }
+
+// patientConn ignores deadlines (Config.Patient).
+type patientConn struct{ clientConn }
+
+func (c *patientConn) SetDeadline(time.Time) error      { return nil }
+func (c *patientConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *patientConn) SetWriteDeadline(time.Time) error { return nil }
 
 // IPv4For is the address the server gives a name it was not told about.
 func IPv4For(name string) netip.Addr {

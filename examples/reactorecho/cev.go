@@ -1,5 +1,0 @@
-//go:build cev
-
-package main
-
-import _ "github.com/evhub/evhub/backends/cev"
