@@ -90,7 +90,7 @@ func readCorpusFile(t *testing.T, file string) []byte {
 // kernel has seen the close (none: evio's Close waits until its socket is
 // released, unless the socket cannot take more bytes, where net's kernel
 // would flush in the background). The fuzzer found the divergence with
-// testdata/fuzz/FuzzHubs/evio-async-close: Close A; B writes 2 bytes; B
+// testdata/fuzz/FuzzHubs/evio-close-with-unread-bytes: Close A; B writes; B
 // reads: EOF from net, ECONNRESET from a hub whose close came late.
 var knownAsyncClose = map[string]bool{}
 
