@@ -182,7 +182,9 @@ func runTool(t *testing.T, c *docCommand, exe string) {
 }
 
 // runServer starts an example on a free port, checks its first line, runs
-// the commands documented under it against it, and stops it.
+// the commands documented under it against it, and stops it. An example
+// whose first line names no address is a program that runs and exits: it
+// must exit with status 0.
 func runServer(t *testing.T, c *docCommand, exe string) {
 	args := make([]string, len(c.args))
 	for i, a := range c.args {
@@ -191,7 +193,7 @@ func runServer(t *testing.T, c *docCommand, exe string) {
 		}
 		args[i] = a
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
 	pr, pw := io.Pipe()
@@ -208,7 +210,18 @@ func runServer(t *testing.T, c *docCommand, exe string) {
 	first := lines.Text()
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	addr := reAddrFlag.FindString(first)
-	require.NotEmpty(t, addr, "%s: the first line names the address: %q", c.where, first)
+	if addr == "" {
+		// Not a server: a program that runs for a moment and exits.
+		require.Empty(t, c.then, "%s: commands documented under a program that serves nothing", c.where)
+		select {
+		case err := <-exited:
+			exited <- err // for the deferred Kill
+			require.NoError(t, err, "%s: first line %q", c.where, first)
+		case <-ctx.Done():
+			require.FailNow(t, "did not exit", "%s: first line %q", c.where, first)
+		}
+		return
+	}
 	for _, then := range c.then {
 		if _, err := exec.LookPath(then[0]); err != nil {
 			t.Logf("%s: %s not installed; not run", c.where, then[0])

@@ -80,9 +80,7 @@ func TestChaosHubs(t *testing.T) {
 	}
 }
 
-// TestChaosCooperative runs the cooperative-task cases the same way,
-// without spurious readiness for now: Hub.WaitFD returns a direction a
-// spurious event named as ready (TestKnownWaitFDSpurious).
+// TestChaosCooperative runs the cooperative-task cases the same way.
 func TestChaosCooperative(t *testing.T) {
 	chaosEnabled(t)
 	for _, name := range loop.Names() {
@@ -90,20 +88,18 @@ func TestChaosCooperative(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/seed=%d", name, seed), func(t *testing.T) {
 				var k atomic.Uint64
 				conformance.TestCooperative(t, func() (*scheduler.Hub, error) {
-					return chaosHub(name, seed, &k, chaos.Options{NoSpurious: true})
+					return chaosHub(name, seed, &k, chaos.Options{})
 				})
 			})
 		}
 	}
 }
 
-// TestKnownWaitFDSpurious is a known defect the chaos loop found, kept
-// as a test that fails once it is fixed: Hub.WaitFD (scheduler/waitfd.go)
-// returns on the first readiness callback without checking the fd
-// (poll(fd, 0)), so on a loop that reports readiness spuriously (the
-// contract allows it; the chaos loop does it) it says "readable" for a
-// pipe nobody wrote to.
-func TestKnownWaitFDSpurious(t *testing.T) {
+// TestWaitFDSpurious: the chaos loop found Hub.WaitFD returning on the
+// first readiness callback without asking the fd, so on a loop that
+// reports readiness spuriously (the contract allows it) it said "readable"
+// for a pipe nobody wrote to. WaitFD now polls the fd before it returns.
+func TestWaitFDSpurious(t *testing.T) {
 	for _, name := range loop.Names() {
 		t.Run(name, func(t *testing.T) {
 			l, err := loop.Open(name)
@@ -123,18 +119,13 @@ func TestKnownWaitFDSpurious(t *testing.T) {
 			require.NoError(t, err)
 			var fd int
 			require.NoError(t, rc.Control(func(f uintptr) { fd = int(f) }))
-			spurious := 0
 			for range 5 {
 				err := h.WaitRead(context.Background(), fd, time.Now().Add(20*time.Millisecond))
-				if err == nil {
-					spurious++
-				}
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded, "WaitRead on a pipe nobody wrote to, with spurious readiness")
 			}
-			if spurious == 0 {
-				t.Errorf("known defect fixed? WaitRead no longer returns on spurious readiness: enable it in TestChaosCooperative")
-				return
-			}
-			t.Logf("known defect, still there: WaitRead said readable %d times of 5 for a pipe nobody wrote to", spurious)
+			_, err = w.Write([]byte("x"))
+			require.NoError(t, err)
+			require.NoError(t, h.WaitRead(context.Background(), fd, time.Now().Add(5*time.Second)), "WaitRead on a pipe with a byte in it")
 		})
 	}
 }
