@@ -88,6 +88,86 @@ func (r *Report) chart(dir string, wl Workload, cfg *Config) error {
 	return writeFile(filepath.Join(dir, wl.Name+".png"), vgimg.PngCanvas{Canvas: img}.WriteTo)
 }
 
+// summaryChart draws the figure the README shows: server CPU per round
+// trip in each 64-byte ping-pong workload that ran, and bytes per idle
+// connection in the largest idle workload that ran, one panel each, every
+// row side by side; it writes summary.svg and summary.png into dir.
+func (r *Report) summaryChart(dir string, cfg *Config) error {
+	type col struct {
+		wl Workload
+		pn panel
+	}
+	var cols []col
+	var idle *Workload
+	for _, wl := range cfg.Workloads {
+		switch {
+		case wl.Mode == Idle:
+			if idle == nil || wl.Conns > idle.Conns {
+				idle = &wl
+			}
+		case wl.Proto == Echo && wl.Size == 64 && wl.Depth == 1:
+			cols = append(cols, col{wl, panel{
+				fmt.Sprintf("server CPU per round trip (µs), %s", plural(wl.Conns, "connection")),
+				func(r Result) float64 { return r.ServerCPUPerRT / 1e3 }}})
+		}
+	}
+	if idle != nil {
+		cols = append(cols, col{*idle, panel{
+			fmt.Sprintf("server RSS per idle connection (bytes), %s", plural(idle.Conns, "connection")),
+			func(r Result) float64 { return r.BytesPerConn }}})
+	}
+	var plots []*plot.Plot
+	most := 0
+	for _, c := range cols {
+		var rows []Result
+		var names []string
+		for _, s := range serversFor(c.wl, cfg.Servers) {
+			if res, ok := r.result(c.wl.Name, s.Name); ok && res.OK() {
+				rows = append(rows, res)
+				names = append(names, res.Server)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		p, err := barPlot(c.pn, rows, names)
+		if err != nil {
+			return fmt.Errorf("summary chart: %w", err)
+		}
+		plots = append(plots, p)
+		most = max(most, len(rows))
+	}
+	if len(plots) == 0 {
+		return nil
+	}
+	m := r.Machine
+	title := "evhub side by side: grey = baselines, blue = evhub (goroutines, reactor), orange = evhub tasks"
+	foot := fmt.Sprintf("median of %d × %v per row; server and load generator pinned to one CPU each, GOMAXPROCS=1; %s, %s, %s, commit %s",
+		cfg.Reps, cfg.Duration, m.CPU, m.Kernel, m.GoVersion, m.Commit)
+	width := vg.Length(len(plots)) * (1.6*vg.Inch + vg.Length(most)*0.22*vg.Inch)
+	height := 4.2 * vg.Inch
+	tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: vg.Millimeter * 5, PadTop: vg.Millimeter * 3,
+		PadBottom: vg.Millimeter * 3, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3}
+	svg := vgsvg.New(width, height)
+	drawTiles([][]*plot.Plot{plots}, tiles, draw.New(svg), title, foot)
+	if err := writeFile(filepath.Join(dir, "summary.svg"), svg.WriteTo); err != nil {
+		return err
+	}
+	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(72))
+	dc := draw.New(img)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	drawTiles([][]*plot.Plot{plots}, tiles, dc, title, foot)
+	return writeFile(filepath.Join(dir, "summary.png"), vgimg.PngCanvas{Canvas: img}.WriteTo)
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return thousands(float64(n)) + " " + unit + "s"
+}
+
 // drawTiles draws the panels side by side under a title and above a
 // footnote.
 func drawTiles(plots [][]*plot.Plot, t draw.Tiles, dc draw.Canvas, title, foot string) {

@@ -19,7 +19,9 @@ func Bench(w io.Writer, args []string) error { return run(w, "bench", args) }
 
 // Compare is the bench part of `evhub compare`: the quick workloads, one
 // repetition each, about a minute and a half on a two-core machine. It
-// takes the same flags as Bench.
+// takes the same flags as Bench; without -out it writes the data and the
+// charts to a new folder under the system's temporary directory, named on
+// its last line of output.
 func Compare(w io.Writer, args []string) error { return run(w, "compare", args) }
 
 func run(w io.Writer, name string, args []string) error {
@@ -33,6 +35,11 @@ func run(w io.Writer, name string, args []string) error {
 		return err
 	}
 	cfg.Progress = os.Stderr
+	if name == "compare" && cfg.Out == "" && !cfg.JSON {
+		if cfg.Out, err = os.MkdirTemp("", "evhub-compare-"); err != nil {
+			return fmt.Errorf("a folder for the charts: %w", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return RunAndReport(ctx, w, cfg, name == "compare")
@@ -64,7 +71,7 @@ func RunAndReport(ctx context.Context, w io.Writer, cfg *Config, short bool) err
 			return err
 		}
 		if !cfg.JSON {
-			fmt.Fprintf(w, "Wrote results.txt (benchstat), results.json, report.txt and charts to %s\n", cfg.Out)
+			fmt.Fprintf(w, "Wrote results.txt (benchstat), results.json, report.txt and the charts (summary.png, one per workload) to %s\n", cfg.Out)
 		}
 	}
 	if fails := rep.Failures(); len(fails) > 0 {

@@ -451,8 +451,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteOut writes results.txt, results.json, report.txt and a chart per
-// workload (SVG and PNG) into dir.
+// WriteOut writes results.txt, results.json, report.txt, a chart per
+// workload and summary.svg/summary.png (every row's server CPU per round
+// trip and memory per idle connection) into dir.
 func (r *Report) WriteOut(dir string, cfg *Config) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("-out: %w", err)
@@ -485,7 +486,7 @@ func (r *Report) WriteOut(dir string, cfg *Config) error {
 			return err
 		}
 	}
-	return nil
+	return r.summaryChart(dir, cfg)
 }
 
 func ratio(x float64) string {

@@ -201,7 +201,8 @@ func TestWriteOutCharts(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, r.WriteOut(dir, cfg))
 	for _, f := range []string{"results.txt", "results.json", "report.txt",
-		"pingpong-64.svg", "pingpong-64.png", "pingpong-1000.png", "idle-10000.svg", "idle-10000.png"} {
+		"pingpong-64.svg", "pingpong-64.png", "pingpong-1000.png", "idle-10000.svg", "idle-10000.png",
+		"summary.svg", "summary.png"} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		require.NoError(t, err, f)
 		assert.Positive(t, st.Size(), f)
@@ -212,6 +213,10 @@ func TestWriteOutCharts(t *testing.T) {
 	img, err := png.Decode(f)
 	require.NoError(t, err)
 	assert.Greater(t, img.Bounds().Dx(), 300)
+	summary, err := os.ReadFile(filepath.Join(dir, "summary.svg"))
+	require.NoError(t, err)
+	assert.Contains(t, string(summary), "server CPU per round trip (µs), 64 connections")
+	assert.Contains(t, string(summary), "server RSS per idle connection (bytes), 10,000 connections")
 	svg, err := os.ReadFile(filepath.Join(dir, "idle-10000.svg"))
 	require.NoError(t, err)
 	assert.Contains(t, string(svg), "<svg")

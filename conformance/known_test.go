@@ -29,20 +29,6 @@ import (
 // divergence fails here, and its input then moves to
 // testdata/fuzz/FuzzHubs.
 //
-//   - evio-closeread-then-close: Close after CloseRead, with bytes the
-//     peer sent unread, sends a FIN on evio where net's Close resets the
-//     connection (the kernel still holds the unread bytes), so the peer's
-//     CloseWrite then succeeds where with net it fails with ENOTCONN.
-//     It lives in scheduler/stream.go: streamConn.CloseRead drops the
-//     bytes the conn has read ahead (c.chunks, c.unread = nil, 0), so
-//     Close no longer knows to reset (its linger-0 rule for unread bytes).
-//   - evio-close-with-unread-bytes: the peer wrote 4,098 bytes nobody
-//     read, then Close; with net the kernel resets the connection and
-//     the peer's next write fails with ECONNRESET; on evio the peer's
-//     write succeeds (no reset has reached it 100 ms after Close). It
-//     lives between scheduler/stream.go's streamConn.Close (linger 0 only
-//     for bytes the conn has read ahead) and evio's asynchronous close.
-//     (The fuzzer found it as evio-async-close, below.)
 //   - evio-closeread-unix-peer-writes: CloseRead on a unix conn; the
 //     peer's next write fails with EPIPE on net (the kernel shut the
 //     receiving side) and succeeds on evio: streamConn.CloseRead
@@ -100,18 +86,13 @@ func readCorpusFile(t *testing.T, file string) []byte {
 	return []byte(s)
 }
 
-// knownAsyncClose: on evio, a hub conn's Close returns before the socket
-// is closed: the scheduler's streamConn.Close (scheduler/stream.go) asks
-// the evio stream to close (backends/evio/stream.go Stream.Close, which
-// runs on evio's loop later, after flushing what it holds). net's Close
-// has closed the fd when it returns, so the peer's kernel has the FIN.
-// What it breaks: bytes the peer sends in that window are unread when the
-// fd is finally closed, so the kernel resets the connection, and the peer
-// reads ECONNRESET where with net it reads EOF (the fuzzer found it:
-// Close A; B writes 2 bytes; B reads: EOF from net, ECONNRESET from the
-// hub; the fuzzer's rule 6 now waits for the peer to see a close, so the
-// divergence is measured here instead).
-var knownAsyncClose = map[string]bool{"evio": true}
+// knownAsyncClose lists the hubs whose Close returns before the peer's
+// kernel has seen the close (none: evio's Close waits until its socket is
+// released, unless the socket cannot take more bytes, where net's kernel
+// would flush in the background). The fuzzer found the divergence with
+// testdata/fuzz/FuzzHubs/evio-close-with-unread-bytes: Close A; B writes; B
+// reads: EOF from net, ECONNRESET from a hub whose close came late.
+var knownAsyncClose = map[string]bool{}
 
 // TestCloseReachesPeer measures, over 200 rounds per network, how often
 // the peer's kernel had not yet seen the FIN when Close returned: never

@@ -78,6 +78,7 @@ func netCases() []netCase {
 	cs = append(cs, netErrorCases()...)
 	cs = append(cs, netDeadlineCases()...)
 	cs = append(cs, netCloseCases()...)
+	cs = append(cs, netTeardownCases()...)
 	cs = append(cs, netStressCases()...)
 	cs = append(cs, netFDReuseCases()...)
 	cs = append(cs, netHTTPCases()...)

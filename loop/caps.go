@@ -23,6 +23,12 @@ const (
 	CapUnix Capability = "unix"
 	// CapSignal is Loop.Signal.
 	CapSignal Capability = "signal"
+	// CapUnixUnreadReset is net's reset of a unix stream connection
+	// closed with bytes the application never read (the peer's Read
+	// fails with ECONNRESET). The kernel resets only for bytes it still
+	// holds, and AF_UNIX has no SO_LINGER: a loop that reads ahead of the
+	// application lacks it (its peer reads io.EOF).
+	CapUnixUnreadReset Capability = "unix-unread-reset"
 )
 
 // Limited is implemented by loops that lack parts of the contract. The

@@ -449,7 +449,8 @@ func (c *Conn) arm() {
 func (c *Conn) onEvent(ev loop.Events) {
 	el := c.el
 	if ev&loop.Writable != 0 {
-		c.flags &^= fArmedW // flush re-arms it if the kernel is still full
+		// fArmedW stays: it is what the kernel has armed, and settle
+		// changes the registration only if the output drained.
 		if !c.flush() {
 			el.flushDirty()
 			return

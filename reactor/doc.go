@@ -79,6 +79,20 @@
 //	    raw gnet 631 B, evhub-gnet (goroutine per conn) 8,315 B;
 //	    server CPU per round trip at 1,000 connections: reactor-gnet
 //	    17.1 µs, raw gnet 17.9 µs (1.04× in the reactor's favour)
+//	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-10000 -duration 1s -warmup 250ms -micro 0
+//	    (a second run, the machine busier still: stdlib at 90 µs per round
+//	    trip at one connection, twice its quiet figure)
+//	    bytes per idle connection at 10,000: reactor-gnet 478, raw gnet
+//	    603, reactor-cev 589, raw libev (C) 103;
+//	    server CPU per round trip, reactor-gnet ÷ raw gnet at 1 / 64 /
+//	    1,000 connections: 1.21 / 0.75 / 1.15 (raw gnet itself moved
+//	    from 17.9 to 20.6 µs between the two runs at 1,000: on this
+//	    machine only repeated runs can settle the CPU target)
+//	go run ./cmd/evhub bench -backend gnet -workload pingpong-1,pingpong-64,pingpong-1000 -reps 3 -duration 1s -warmup 250ms -micro 0
+//	    medians of three, server CPU per round trip, reactor-gnet ÷ raw
+//	    gnet at 1 / 64 / 1,000 connections: 1.12 / 0.84 / 0.96
+//	    (hub sockets on gnet, evhub-gnet, in the same run: 1.05 / 1.09 /
+//	    0.90)
 //	go test -run XXX -bench HeapAfterBurst -benchtime 1x ./reactor/
 //	    1,000 connections echo 256 KiB each at once: live heap 825 KiB
 //	    idle, up to 252 MiB during the burst, 1,410 KiB one second later

@@ -155,15 +155,20 @@ func (l *SpreadListener) Accept() (net.Conn, error) {
 // HubOf reports the hub of a connection Accept returned (nil if it is not
 // one of theirs).
 func (l *SpreadListener) HubOf(c net.Conn) *Hub {
-	var fd *netFD
+	var s sock
 	switch c := c.(type) {
 	case *TCPConn:
-		fd = c.fd
+		s = c.sock
 	case *UnixConn:
-		fd = c.fd
+		s = c.sock
 	default:
 		return nil
 	}
+	fc, ok := s.(conn) // a stream conn of a loop that owns its sockets is none of theirs
+	if !ok {
+		return nil
+	}
+	fd := fc.fd
 	for _, h := range l.hubs {
 		if fd.pd.h == h {
 			return h

@@ -10,18 +10,69 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// conn is the part every hub socket shares: net.Conn's methods with the
-// standard library's error values.
+// sock is the socket under a hub connection: an fd the hub polls (conn)
+// or a connection of a loop that owns its sockets (streamConn). The
+// exported connection types (TCPConn, UnixConn, UDPConn) wrap either, so
+// a type assertion on a hub connection does not depend on the loop that
+// carries it, and the setters they add exist once.
+type sock interface {
+	net.Conn
+	SetReadBuffer(bytes int) error
+	SetWriteBuffer(bytes int) error
+	CloseRead() error
+	CloseWrite() error
+	SyscallConn() (syscall.RawConn, error)
+	// control runs f with the fd; errClosing once the socket is closed.
+	control(f func(fd int) error) error
+	// opErr is net's error for op, naming both addresses.
+	opErr(op string, err error) error
+	// setErr is net's error for the generic setters (deadlines, buffer
+	// sizes), which name only the local address.
+	setErr(err error) error
+	// readFrom and writeTo are net.PacketConn's ReadFrom and WriteTo.
+	readFrom(b []byte) (int, net.Addr, error)
+	writeTo(b []byte, addr net.Addr) (int, error)
+}
+
+var (
+	_ sock = conn{}
+	_ sock = (*streamConn)(nil)
+)
+
+// setsockoptInt sets an integer socket option on s's fd.
+func setsockoptInt(s sock, level, opt, v int) error {
+	return s.control(func(fd int) error {
+		return os.NewSyscallError("setsockopt", setsockoptIntFunc(fd, level, opt, v))
+	})
+}
+
+// setBuffer sets SO_RCVBUF or SO_SNDBUF with net's error.
+func setBuffer(s sock, opt, bytes int) error {
+	if err := setsockoptInt(s, unix.SOL_SOCKET, opt, bytes); err != nil {
+		return s.setErr(err)
+	}
+	return nil
+}
+
+// conn is a hub socket with an fd: net.Conn's methods with the standard
+// library's error values. A single pointer, it is stored in a sock
+// without an allocation.
 type conn struct {
 	fd *netFD
 }
 
-func (c *conn) opErr(op string, err error) error {
+func (c conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.fd.net, Source: c.fd.laddr, Addr: c.fd.raddr, Err: err}
 }
 
+func (c conn) setErr(err error) error {
+	return &net.OpError{Op: "set", Net: c.fd.net, Source: nil, Addr: c.fd.laddr, Err: err}
+}
+
+func (c conn) control(f func(fd int) error) error { return c.fd.control(f) }
+
 // Read implements net.Conn.
-func (c *conn) Read(b []byte) (int, error) {
+func (c conn) Read(b []byte) (int, error) {
 	n, err := c.fd.Read(b)
 	if err != nil && err != io.EOF {
 		err = c.opErr("read", err)
@@ -30,7 +81,7 @@ func (c *conn) Read(b []byte) (int, error) {
 }
 
 // Write implements net.Conn.
-func (c *conn) Write(b []byte) (int, error) {
+func (c conn) Write(b []byte) (int, error) {
 	n, err := c.fd.Write(b)
 	if err != nil {
 		err = c.opErr("write", err)
@@ -39,7 +90,7 @@ func (c *conn) Write(b []byte) (int, error) {
 }
 
 // Close implements net.Conn: every blocked call returns net.ErrClosed.
-func (c *conn) Close() error {
+func (c conn) Close() error {
 	if err := c.fd.Close(); err != nil {
 		return c.opErr("close", err)
 	}
@@ -47,27 +98,21 @@ func (c *conn) Close() error {
 }
 
 // LocalAddr implements net.Conn.
-func (c *conn) LocalAddr() net.Addr { return c.fd.laddr }
+func (c conn) LocalAddr() net.Addr { return c.fd.laddr }
 
 // RemoteAddr implements net.Conn.
-func (c *conn) RemoteAddr() net.Addr { return c.fd.raddr }
+func (c conn) RemoteAddr() net.Addr { return c.fd.raddr }
 
 // SetDeadline implements net.Conn.
-func (c *conn) SetDeadline(t time.Time) error { return c.setDeadline(t, true, true) }
+func (c conn) SetDeadline(t time.Time) error { return c.setDeadline(t, true, true) }
 
 // SetReadDeadline implements net.Conn.
-func (c *conn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true, false) }
+func (c conn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true, false) }
 
 // SetWriteDeadline implements net.Conn.
-func (c *conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
+func (c conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
 
-// setErr is net's error for the generic setters (deadlines, buffer
-// sizes), which name only the local address; TCP's own setters use opErr.
-func (c *conn) setErr(err error) error {
-	return &net.OpError{Op: "set", Net: c.fd.net, Source: nil, Addr: c.fd.laddr, Err: err}
-}
-
-func (c *conn) setDeadline(t time.Time, r, w bool) error {
+func (c conn) setDeadline(t time.Time, r, w bool) error {
 	if err := c.fd.setDeadline(t, r, w); err != nil {
 		return c.setErr(err)
 	}
@@ -75,41 +120,17 @@ func (c *conn) setDeadline(t time.Time, r, w bool) error {
 }
 
 // SetReadBuffer sets SO_RCVBUF.
-func (c *conn) SetReadBuffer(bytes int) error {
-	if err := c.sockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes); err != nil {
-		return c.setErr(err)
-	}
-	return nil
-}
+func (c conn) SetReadBuffer(bytes int) error { return setBuffer(c, unix.SO_RCVBUF, bytes) }
 
 // SetWriteBuffer sets SO_SNDBUF.
-func (c *conn) SetWriteBuffer(bytes int) error {
-	if err := c.sockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes); err != nil {
-		return c.setErr(err)
-	}
-	return nil
-}
-
-func (c *conn) sockopt(level, opt, v int) error {
-	return c.fd.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", setsockoptIntFunc(fd, level, opt, v))
-	})
-}
-
-// tcpSet sets a TCP-level option with *net.TCPConn's error shape.
-func (c *conn) tcpSet(level, opt, v int) error {
-	if err := c.sockopt(level, opt, v); err != nil {
-		return c.opErr("set", err)
-	}
-	return nil
-}
+func (c conn) SetWriteBuffer(bytes int) error { return setBuffer(c, unix.SO_SNDBUF, bytes) }
 
 // SyscallConn returns a raw network connection whose Read and Write wait
 // on the hub.
-func (c *conn) SyscallConn() (syscall.RawConn, error) { return &rawConn{c.fd}, nil }
+func (c conn) SyscallConn() (syscall.RawConn, error) { return &rawConn{c.fd}, nil }
 
 // CloseRead shuts down the reading side.
-func (c *conn) CloseRead() error {
+func (c conn) CloseRead() error {
 	if err := c.fd.shutdown(unix.SHUT_RD); err != nil {
 		return c.opErr("close", err)
 	}
@@ -117,18 +138,88 @@ func (c *conn) CloseRead() error {
 }
 
 // CloseWrite shuts down the writing side: the peer reads io.EOF.
-func (c *conn) CloseWrite() error {
+func (c conn) CloseWrite() error {
 	if err := c.fd.shutdown(unix.SHUT_WR); err != nil {
 		return c.opErr("close", err)
 	}
 	return nil
 }
 
-// TCPConn is a TCP connection on a hub; it has the methods of
-// *net.TCPConn that make sense on a hub socket.
-type TCPConn struct{ conn }
+func (c conn) readFrom(b []byte) (int, net.Addr, error) {
+	n, sa, err := c.fd.recvfrom(b)
+	if err != nil {
+		return n, nil, c.opErr("read", err)
+	}
+	var addr net.Addr
+	if sa != nil {
+		kind, _ := classify(c.fd.net)
+		addr = sockaddrToAddr(kind, c.fd.sotype, sa)
+	}
+	return n, addr, nil
+}
 
-// SetNoDelay controls Nagle's algorithm (on by default, as in net).
+func (c conn) writeTo(b []byte, addr net.Addr) (int, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: err}
+	}
+	sa, err := writeToSockaddr(c.fd.family, addr)
+	if err == errMissingAddress {
+		// A nil address is no Addr, as in net.
+		return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Err: err}
+	}
+	if err != nil {
+		return 0, opErr(err)
+	}
+	if c.fd.raddr != nil {
+		return 0, opErr(net.ErrWriteToConnected)
+	}
+	n, err := c.fd.sendto(b, sa)
+	if err != nil {
+		return n, opErr(err)
+	}
+	return n, nil
+}
+
+// writeToSockaddr converts WriteTo's address for a socket of family. As in
+// net, it must be of the conn's own type (*net.UDPAddr or *net.UnixAddr),
+// else EINVAL.
+func writeToSockaddr(family int, addr net.Addr) (unix.Sockaddr, error) {
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		if family == unix.AF_UNIX {
+			return nil, syscall.EINVAL
+		}
+		if a == nil {
+			return nil, errMissingAddress
+		}
+		return ipSockaddr(family, a.IP, a.Port, a.Zone)
+	case *net.UnixAddr:
+		if family != unix.AF_UNIX {
+			return nil, syscall.EINVAL
+		}
+		if a == nil {
+			return nil, errMissingAddress
+		}
+		return &unix.SockaddrUnix{Name: a.Name}, nil
+	}
+	return nil, syscall.EINVAL
+}
+
+// TCPConn is a TCP connection on a hub, whichever loop carries it; it has
+// the methods of *net.TCPConn that make sense on a hub socket.
+type TCPConn struct{ sock }
+
+// tcpSet sets an option with *net.TCPConn's error, which names both
+// addresses.
+func (c *TCPConn) tcpSet(level, opt, v int) error {
+	if err := setsockoptInt(c.sock, level, opt, v); err != nil {
+		return c.opErr("set", err)
+	}
+	return nil
+}
+
+// SetNoDelay controls Nagle's algorithm. As in net, a new connection has
+// no delay (TCP_NODELAY set: Nagle's algorithm off).
 func (c *TCPConn) SetNoDelay(noDelay bool) error {
 	return c.tcpSet(unix.IPPROTO_TCP, unix.TCP_NODELAY, boolint(noDelay))
 }
@@ -145,7 +236,7 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 	if secs < 1 {
 		secs = 1
 	}
-	err := c.fd.control(func(fd int) error {
+	err := c.control(func(fd int) error {
 		return os.NewSyscallError("setsockopt", setKeepAliveIdle(fd, secs))
 	})
 	if err != nil {
@@ -161,7 +252,7 @@ func (c *TCPConn) SetLinger(sec int) error {
 		l.Onoff = 1
 		l.Linger = int32(sec)
 	}
-	err := c.fd.control(func(fd int) error {
+	err := c.control(func(fd int) error {
 		return os.NewSyscallError("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
 	})
 	if err != nil {
@@ -177,68 +268,25 @@ func boolint(b bool) int {
 	return 0
 }
 
-// UnixConn is a unix-domain connection (stream or datagram) on a hub.
-type UnixConn struct{ packetConn }
+// UnixConn is a unix-domain connection (stream or datagram) on a hub,
+// whichever loop carries it.
+type UnixConn struct{ sock }
+
+// ReadFrom implements net.PacketConn. On a stream it reads like Read,
+// with a nil address (and 0, nil at EOF, as net's does).
+func (c *UnixConn) ReadFrom(b []byte) (int, net.Addr, error) { return c.readFrom(b) }
+
+// WriteTo implements net.PacketConn. addr must be a *net.UnixAddr.
+func (c *UnixConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.writeTo(b, addr) }
 
 // UDPConn is a UDP socket on a hub.
-type UDPConn struct{ packetConn }
-
-// packetConn adds net.PacketConn's methods to conn.
-type packetConn struct{ conn }
+type UDPConn struct{ sock }
 
 // ReadFrom implements net.PacketConn.
-func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, sa, err := c.fd.recvfrom(b)
-	if err != nil {
-		return n, nil, c.opErr("read", err)
-	}
-	var addr net.Addr
-	if sa != nil {
-		kind, _ := classify(c.fd.net)
-		addr = sockaddrToAddr(kind, c.fd.sotype, sa)
-	}
-	return n, addr, nil
-}
+func (c *UDPConn) ReadFrom(b []byte) (int, net.Addr, error) { return c.readFrom(b) }
 
-// WriteTo implements net.PacketConn. As in net, the address must be of
-// the conn's own type (*net.UDPAddr or *net.UnixAddr), else EINVAL.
-func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	opErr := func(err error) error {
-		return &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Addr: addr, Err: err}
-	}
-	var sa unix.Sockaddr
-	switch a := addr.(type) {
-	case *net.UDPAddr:
-		if c.fd.family == unix.AF_UNIX {
-			return 0, opErr(syscall.EINVAL)
-		}
-		if a == nil {
-			return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Err: errMissingAddress} // a nil address is no Addr, as in net
-		}
-		var err error
-		if sa, err = ipSockaddr(c.fd.family, a.IP, a.Port, a.Zone); err != nil {
-			return 0, opErr(err)
-		}
-	case *net.UnixAddr:
-		if c.fd.family != unix.AF_UNIX {
-			return 0, opErr(syscall.EINVAL)
-		}
-		if a == nil {
-			return 0, &net.OpError{Op: "write", Net: c.fd.net, Source: c.fd.laddr, Err: errMissingAddress} // a nil address is no Addr, as in net
-		}
-		sa = &unix.SockaddrUnix{Name: a.Name}
-	default:
-		return 0, opErr(syscall.EINVAL)
-	}
-	if c.fd.raddr != nil {
-		return 0, opErr(net.ErrWriteToConnected)
-	}
-	n, err := c.fd.sendto(b, sa)
-	if err != nil {
-		return n, opErr(err)
-	}
-	return n, nil
-}
+// WriteTo implements net.PacketConn. addr must be a *net.UDPAddr.
+func (c *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.writeTo(b, addr) }
 
 // rawConn implements syscall.RawConn over a hub socket.
 type rawConn struct{ fd *netFD }

@@ -33,6 +33,10 @@
 // blocked call at once, serialised concurrent reads and writes, CloseRead
 // and CloseWrite, SyscallConn, and addresses of the same concrete types.
 // The conformance suite checks each of these side by side with package net.
+// A connection's own type does not depend on the loop that carries it: a
+// TCP connection is a *TCPConn (SetNoDelay, SetKeepAlive, SetLinger, ...)
+// and a unix one a *UnixConn, whether the hub polls its fd or the loop
+// owns the socket (TestConnTypes checks it on every backend).
 //
 // # The wait primitive
 //
@@ -120,21 +124,23 @@
 //     errors.ErrUnsupported for these; lookups and Blocking work on all.
 //
 // Measured on this project's 2-core machine while other work loaded it
-// (load average 12-19; go test -tags cev -run XXX -bench
-// 'TimerLateness|BlockingTrip' -benchtime 2000x ./scheduler/, one run):
+// heavily (go test -tags cev -run XXX -bench 'TimerLateness|BlockingTrip'
+// -benchtime 2000x ./scheduler/, two runs, load average 12-19 and 24-26):
 // how late a task's 1 ms Sleep wakes, idle and beside 1,000 tasks blocked
 // in lookups that a DNS server never answers, and one trip through
 // Blocking with a function that does nothing:
 //
-//	backend   Sleep lateness p50 / p99, µs          Blocking trip
-//	          idle            1,000 lookups hang    ns    allocs
-//	netpoll   149 / 9,116     145 / 12,040          2,794   6
-//	gnet       97 / 8,660      88 /  7,292          2,212   7
-//	cev       140 / 10,225    140 /  9,328          8,157   6
+//	backend   Sleep lateness p50 / p99, µs            Blocking trip, ns
+//	          idle               1,000 lookups hang   (6-7 allocs)
+//	netpoll   149-158 / 9-16k    145-153 / 4-12k      2,794 / 4,617
+//	gnet       95-97  / 9k        88-91  / 5-7k       2,212 / 27,748
+//	cev       140-163 / 10-13k   134-140 / 8-9k       8,157 / 69,603
 //
-// The medians agree; the p99s are the machine's noise (idle and loaded
-// rows differ both ways by 1-3 ms), not the lookups', which wait on the
+// The medians agree; the p99s are the machine's load (the idle rows are
+// no better than the others), not the lookups', which wait on the
 // runtime's netpoller off the hub. The trip costs a goroutine start and a
-// task wake-up through the loop (a function called in place: 20-54 ns):
-// worth it for anything that may block for more than a few microseconds.
+// task wake-up through the loop (a function called in place: 20-340 ns),
+// microseconds on a quiet machine: worth it for anything that may block
+// for longer than that. Re-measure on a quiet machine before relying on
+// the p99s.
 package scheduler

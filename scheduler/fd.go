@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/internal/backoff"
 )
 
 // maxRW caps one read or write syscall, as internal/poll does.
@@ -226,24 +228,21 @@ func (fd *netFD) accept() (int, unix.Sockaddr, error) {
 	if err := fd.pd.prepare(modeRead); err != nil {
 		return -1, nil, err
 	}
-	backoff := 5 * time.Millisecond
+	var bo backoff.Accept
 	for {
 		s, rsa, err := acceptFunc(fd.sysfd())
-		switch err {
-		case nil:
+		switch {
+		case err == nil:
 			return s, rsa, nil
-		case syscall.EINTR, syscall.ECONNABORTED:
+		case err == syscall.EINTR, err == syscall.ECONNABORTED:
 			// A connection reset before we took it: take the next.
-		case syscall.EAGAIN:
+		case err == syscall.EAGAIN:
 			if err = fd.pd.wait(modeRead); err != nil {
 				return -1, nil, err
 			}
-		case syscall.EMFILE, syscall.ENFILE:
-			if err = fd.pd.sleep(modeRead, backoff); err != nil {
+		case backoff.Exhausted(err):
+			if err = fd.pd.sleep(modeRead, bo.Next()); err != nil {
 				return -1, nil, err
-			}
-			if backoff *= 2; backoff > time.Second {
-				backoff = time.Second
 			}
 		default:
 			return -1, nil, os.NewSyscallError(acceptSyscall, err)

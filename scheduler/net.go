@@ -247,9 +247,9 @@ func (h *Hub) ListenPacket(network, address string) (net.PacketConn, error) {
 	}
 	if kind == kindUnix {
 		fd.laddr = laddr
-		return &UnixConn{packetConn{conn{fd}}}, nil
+		return &UnixConn{conn{fd}}, nil
 	}
-	return &UDPConn{packetConn{conn{fd}}}, nil
+	return &UDPConn{conn{fd}}, nil
 }
 
 // Dial connects to the address on the named network, like net.Dial.
@@ -470,9 +470,9 @@ func (h *Hub) wrap(fd *netFD, kind netKind) net.Conn {
 		setTCPDefaults(fd.sysfd())
 		return &TCPConn{conn{fd}}
 	case kindUDP:
-		return &UDPConn{packetConn{conn{fd}}}
+		return &UDPConn{conn{fd}}
 	}
-	return &UnixConn{packetConn{conn{fd}}}
+	return &UnixConn{conn{fd}}
 }
 
 // localAddr is a resolved local address, ready to bind.

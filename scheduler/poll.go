@@ -177,21 +177,33 @@ func (pd *pollDesc) prepare(mode int) error {
 // deadline passes, or the fd is closed. A nil return means "retry the
 // syscall", which may again say EAGAIN.
 func (pd *pollDesc) wait(mode int) error {
-	s := &pd.side[mode]
+	return pd.side[mode].wait(&pd.closing, pd, mode)
+}
+
+// wait parks the caller (goroutine or task) on s until s is marked ready,
+// its deadline passes, or closing is set: the one wait loop of every hub
+// socket. pd, for a socket with an fd, is its poll state: a registration
+// error ends the wait, and the loop is asked to report readiness in mode
+// before the caller parks. Without pd (a loop that owns its sockets
+// reports readiness unasked) s alone is waited on. A nil return means
+// "look again"; wake-ups may be spurious.
+func (s *waitSide) wait(closing *atomic.Bool, pd *pollDesc, mode int) error {
 	t := currentTask()
 	if t != nil {
 		s.task.Store(t)
 		defer s.task.Store(nil)
 	}
 	for {
-		if pd.closing.Load() {
+		if closing.Load() {
 			return errClosing
 		}
 		if s.dl.Load() < 0 {
 			return os.ErrDeadlineExceeded
 		}
-		if e := pd.fatal.Load(); e != nil {
-			return *e
+		if pd != nil {
+			if e := pd.fatal.Load(); e != nil {
+				return *e
+			}
 		}
 		if t != nil && t.ctx.Err() != nil {
 			return t.ctx.Err()
@@ -204,13 +216,15 @@ func (pd *pollDesc) wait(mode int) error {
 		}
 		// Closers and deadlines set their flag, then signal: re-checking
 		// after publishing stWaiting closes the lost-wake-up window.
-		if pd.closing.Load() || s.dl.Load() < 0 || (t != nil && t.ctx.Err() != nil) {
+		if closing.Load() || s.dl.Load() < 0 || (t != nil && t.ctx.Err() != nil) {
 			s.state.CompareAndSwap(stWaiting, stIdle)
 			continue
 		}
-		if err := pd.arm(mode); err != nil {
-			s.state.CompareAndSwap(stWaiting, stIdle)
-			return err
+		if pd != nil {
+			if err := pd.arm(mode); err != nil {
+				s.state.CompareAndSwap(stWaiting, stIdle)
+				return err
+			}
 		}
 		s.park(t)
 		s.state.CompareAndSwap(stWaiting, stIdle)
@@ -266,6 +280,10 @@ func (pd *pollDesc) arm(mode int) error {
 }
 
 var modeEvents = [2]loop.Events{loop.Readable, loop.Writable}
+
+// testHookFireDisarmed, if set, runs in fire between disarming the idle
+// directions and marking them ready: tests put a waiter there.
+var testHookFireDisarmed func()
 
 func (pd *pollDesc) registerEdge() {
 	if pd.dead {
@@ -346,6 +364,9 @@ func (pd *pollDesc) fire(ev loop.Events) {
 	pd.setArmed(pd.armed &^ idle)
 	if err := pd.w.Modify(pd.armed); err != nil {
 		pd.fail(err)
+	}
+	if testHookFireDisarmed != nil {
+		testHookFireDisarmed()
 	}
 	for mode, e := range modeEvents {
 		if idle&e != 0 {

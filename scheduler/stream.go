@@ -83,41 +83,10 @@ func (h *Hub) listenStream(ss loop.StreamServer, network, address string) (net.L
 	return l, nil
 }
 
-// streamWait parks the caller (goroutine or task) on s until the loop
-// makes s ready, its deadline passes, or closing is set. A nil return
-// means "look again"; wake-ups may be spurious.
-func streamWait(s *waitSide, closing *atomic.Bool) error {
-	t := currentTask()
-	if t != nil {
-		s.task.Store(t)
-		defer s.task.Store(nil)
-	}
-	for {
-		if closing.Load() {
-			return errClosing
-		}
-		if s.dl.Load() < 0 {
-			return os.ErrDeadlineExceeded
-		}
-		if t != nil && t.ctx.Err() != nil {
-			return t.ctx.Err()
-		}
-		if s.state.CompareAndSwap(stReady, stIdle) {
-			return nil
-		}
-		if !s.state.CompareAndSwap(stIdle, stWaiting) {
-			continue
-		}
-		// Closers and deadlines set their flag, then signal: re-checking
-		// after publishing stWaiting closes the lost-wake-up window.
-		if closing.Load() || s.dl.Load() < 0 || (t != nil && t.ctx.Err() != nil) {
-			s.state.CompareAndSwap(stWaiting, stIdle)
-			continue
-		}
-		s.park(t)
-		s.state.CompareAndSwap(stWaiting, stIdle)
-	}
-}
+// streamWait parks the caller on s until the loop makes s ready, its
+// deadline passes, or closing is set (waitSide.wait without an fd: the
+// loop reports readiness unasked). A nil return means "look again".
+func streamWait(s *waitSide, closing *atomic.Bool) error { return s.wait(closing, nil, 0) }
 
 // streamListener is a net.Listener on a loop.StreamServer; it is the
 // loop.StreamHandler of its connections too.
@@ -257,7 +226,8 @@ func (l *streamListener) Opened(s loop.Stream) {
 	l.mu.Lock()
 	if l.closing.Load() {
 		l.mu.Unlock()
-		_ = c.Close()
+		c.closing.Store(true)
+		_ = c.s.Close() // nothing read yet: on the loop goroutine, no wait for it
 		return
 	}
 	l.queue = append(l.queue, c)
@@ -331,6 +301,9 @@ type streamConn struct {
 	rerr   error
 	ended  bool // the loop's Closed arrived
 	rdShut bool
+	// dropped: CloseRead dropped bytes nobody read (or some came after
+	// it); net's kernel would still hold them, and Close resets.
+	dropped bool
 }
 
 func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
@@ -365,9 +338,9 @@ func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
 // wrap returns the conn with the methods net's concrete type has.
 func (c *streamConn) wrap() net.Conn {
 	if c.kind == kindTCP {
-		return &StreamTCPConn{streamConn: c}
+		return &TCPConn{c}
 	}
-	return &StreamUnixConn{streamConn: c}
+	return &UnixConn{c}
 }
 
 func (c *streamConn) opErr(op string, err error) error {
@@ -384,7 +357,15 @@ func (c *streamConn) data(p []byte) {
 		c.side[modeRead].ready()
 		return
 	}
+	if c.closing.Load() {
+		// Bytes nobody will read: Close resets the connection for them,
+		// as for those it dropped itself.
+		c.mu.Unlock()
+		c.resetOnClose()
+		return
+	}
 	if c.rdShut {
+		c.dropped = true
 		c.mu.Unlock()
 		return
 	}
@@ -465,7 +446,9 @@ func (c *streamConn) Read(b []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, io.EOF
 		case c.rerr != nil:
+			// The kernel reports a reset once; reads after it see EOF.
 			err := c.rerr
+			c.rerr, c.eof = nil, true
 			c.mu.Unlock()
 			if errno, ok := err.(syscall.Errno); ok {
 				err = os.NewSyscallError("read", errno)
@@ -523,19 +506,32 @@ func (c *streamConn) Close() error {
 		c.side[i].stopTimer()
 		c.side[i].signal()
 	}
+	// Bytes the loop handed over before now are queued once a call on its
+	// goroutine returns: whether any are unread is then known here, and
+	// the loop knows the rest (bytes it has not handed over yet).
+	_ = c.h.call(func() {})
 	c.mu.Lock()
-	unread := c.unread > 0
+	unread := c.unread > 0 || c.dropped
 	c.chunks, c.unread = nil, 0
 	c.mu.Unlock()
-	if unread && c.kind == kindTCP {
-		// net's Close resets a connection with unread bytes (the kernel
-		// does, for bytes it holds); these bytes were read into the conn.
-		_ = c.s.Control(func(fd uintptr) {
-			_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-		})
+	if unread {
+		c.resetOnClose()
 	}
 	_ = c.s.Close()
 	return nil
+}
+
+// resetOnClose makes the close of a TCP conn with unread bytes a reset,
+// as net's is (the kernel resets for bytes it holds; these were read out
+// of it ahead of the application). A unix socket has no such option: its
+// peer sees EOF, and a loop that reads ahead declares that.
+func (c *streamConn) resetOnClose() {
+	if c.kind != kindTCP {
+		return
+	}
+	_ = c.s.Control(func(fd uintptr) {
+		_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	})
 }
 
 // LocalAddr implements net.Conn.
@@ -583,35 +579,36 @@ func (c *streamConn) control(f func(fd int) error) error {
 	return ferr
 }
 
-func (c *streamConn) setsockopt(level, opt, v int) error {
-	return c.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, level, opt, v))
-	})
-}
-
 // SetReadBuffer sets SO_RCVBUF.
-func (c *streamConn) SetReadBuffer(bytes int) error {
-	if err := c.setsockopt(unix.SOL_SOCKET, unix.SO_RCVBUF, bytes); err != nil {
-		return c.setErr(err)
-	}
-	return nil
-}
+func (c *streamConn) SetReadBuffer(bytes int) error { return setBuffer(c, unix.SO_RCVBUF, bytes) }
 
 // SetWriteBuffer sets SO_SNDBUF.
-func (c *streamConn) SetWriteBuffer(bytes int) error {
-	if err := c.setsockopt(unix.SOL_SOCKET, unix.SO_SNDBUF, bytes); err != nil {
-		return c.setErr(err)
+func (c *streamConn) SetWriteBuffer(bytes int) error { return setBuffer(c, unix.SO_SNDBUF, bytes) }
+
+// readFrom is Read with no address, as net's ReadFrom on a stream (which
+// reports the end as 0, nil rather than io.EOF).
+func (c *streamConn) readFrom(b []byte) (int, net.Addr, error) {
+	n, err := c.Read(b)
+	if err == io.EOF {
+		err = nil
 	}
-	return nil
+	return n, nil, err
 }
 
-// tcpSet is setsockopt with the TCP setters' error, which names both
-// addresses.
-func (c *streamConn) tcpSet(level, opt, v int) error {
-	if err := c.setsockopt(level, opt, v); err != nil {
-		return c.opErr("set", err)
+// writeTo fails as net's WriteTo on a connected stream does.
+func (c *streamConn) writeTo(b []byte, addr net.Addr) (int, error) {
+	family := unix.AF_UNIX
+	if c.kind == kindTCP {
+		family = unix.AF_INET
 	}
-	return nil
+	err := net.ErrWriteToConnected
+	if _, aerr := writeToSockaddr(family, addr); aerr != nil {
+		err = aerr
+	}
+	if err == errMissingAddress {
+		addr = nil // a nil address is no Addr, as in net
+	}
+	return 0, &net.OpError{Op: "write", Net: c.net, Source: c.laddr, Addr: addr, Err: err}
 }
 
 // CloseRead shuts down the reading side: Read returns io.EOF from then on.
@@ -624,6 +621,7 @@ func (c *streamConn) CloseRead() error {
 	}
 	c.mu.Lock()
 	c.rdShut = true
+	c.dropped = c.dropped || c.unread > 0
 	c.chunks, c.unread = nil, 0
 	c.paused = true
 	c.mu.Unlock()
@@ -739,54 +737,3 @@ func (r *streamRaw) wait(op string, mode int, events int16, f func(fd uintptr) b
 		}
 	}
 }
-
-// StreamTCPConn is a TCP connection accepted by a loop that owns its
-// sockets; it has the methods of *net.TCPConn that make sense on a hub
-// socket, like TCPConn.
-type StreamTCPConn struct{ *streamConn }
-
-// SetNoDelay controls Nagle's algorithm (off by default, as in net).
-func (c *StreamTCPConn) SetNoDelay(noDelay bool) error {
-	return c.tcpSet(unix.IPPROTO_TCP, unix.TCP_NODELAY, boolint(noDelay))
-}
-
-// SetKeepAlive enables TCP keep-alive probes.
-func (c *StreamTCPConn) SetKeepAlive(keepalive bool) error {
-	return c.tcpSet(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
-}
-
-// SetKeepAlivePeriod sets the idle time before keep-alive probes, rounded
-// up to whole seconds (net's semantics since Go 1.23).
-func (c *StreamTCPConn) SetKeepAlivePeriod(d time.Duration) error {
-	secs := int((d + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	err := c.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", setKeepAliveIdle(fd, secs))
-	})
-	if err != nil {
-		return c.opErr("set", err)
-	}
-	return nil
-}
-
-// SetLinger sets SO_LINGER as *net.TCPConn.SetLinger does.
-func (c *StreamTCPConn) SetLinger(sec int) error {
-	l := unix.Linger{}
-	if sec >= 0 {
-		l.Onoff = 1
-		l.Linger = int32(sec)
-	}
-	err := c.control(func(fd int) error {
-		return os.NewSyscallError("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
-	})
-	if err != nil {
-		return c.opErr("set", err)
-	}
-	return nil
-}
-
-// StreamUnixConn is a unix-domain stream connection accepted by a loop
-// that owns its sockets.
-type StreamUnixConn struct{ *streamConn }

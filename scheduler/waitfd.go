@@ -116,12 +116,27 @@ func (fw *fdWait) register() {
 	fw.iow = iow
 }
 
-func (fw *fdWait) fire(ev loop.Events) {
-	fw.stop()
-	if fw.res.Load() == fwPending {
-		fw.got = ev & fw.ev
-		fw.finish(fwReady)
+// fire runs on the loop goroutine when the loop reports fd ready. The
+// contract lets a loop report readiness that is gone (or never was) by
+// the time the callback runs, so the fd is asked once more (poll(2), no
+// wait): a spurious event leaves the watcher armed and the wait pending.
+func (fw *fdWait) fire(loop.Events) {
+	if fw.res.Load() != fwPending {
+		fw.stop()
+		return
 	}
+	got, err := pollNow(fw.fd, fw.ev)
+	if err == nil && got == 0 {
+		return
+	}
+	fw.stop()
+	if err != nil {
+		fw.err = err
+		fw.finish(fwFailed)
+		return
+	}
+	fw.got = got
+	fw.finish(fwReady)
 }
 
 // stop removes the watcher; on the loop goroutine.

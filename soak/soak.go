@@ -482,7 +482,8 @@ func (s *soaker) deadline(ln net.Listener, r *rand.Rand) {
 		if err == nil {
 			err = errors.New("no error")
 		}
-		s.check("read past its deadline", fmt.Errorf("want os.ErrDeadlineExceeded after %v, got %w (%s %s)", time.Since(start), err, ln.Addr(), c.LocalAddr()))
+		s.check("read past its deadline", fmt.Errorf("want os.ErrDeadlineExceeded after %v, got %w (%s %s; %d bytes, the ones sent: %v)",
+			time.Since(start), err, ln.Addr(), c.LocalAddr(), m, bytes.Equal(got[:m], p[:m])))
 		return
 	}
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))

@@ -11,8 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evhub/evhub"
-	_ "github.com/evhub/evhub/backends/evio"
-	_ "github.com/evhub/evhub/backends/gnet"
+	_ "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
 	"github.com/evhub/evhub/soak"
 )

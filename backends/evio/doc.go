@@ -68,7 +68,15 @@
 //     nobody asked for stay in the kernel (a Close with unread data then
 //     resets the connection, as net's does); the scheduler resumes reading
 //     on the first Read and pauses it past 256 KiB unread, and a stream
-//     pauses itself past 1 MiB not yet handled by the loop. Pausing is an
+//     pauses itself past 1 MiB not yet handled by the loop. Bytes read
+//     ahead and never read make Close a reset too on TCP (SO_LINGER 0: the
+//     scheduler sets it for bytes it holds, the stream for bytes evio read
+//     that the loop has not handled). A unix socket cannot do that: the
+//     kernel resets a unix peer only for bytes it still holds, so there
+//     the peer reads io.EOF (declared: loop.CapUnixUnreadReset).
+//   - A peer's reset is a pending socket error that the kernel reports
+//     once; the MSG_PEEK below would take it, so the stream keeps it and
+//     reports it in place of the EOF evio reads next. Pausing is an
 //     epoll_ctl on evio's poller (one syscall per change); each time evio
 //     re-arms a paused fd after writing, one more read of at most 64 KiB can
 //     slip through (TestReadBackpressure, the suite's SlowReader cases).
@@ -138,5 +146,8 @@
 // Write on a conn pause evio's reading and wait with poll(2) in 5 ms
 // slices, since evio cannot report readiness without doing the I/O
 // itself. Close lets evio flush the one chunk it may hold first, as the
-// kernel flushes its buffer after close(2).
+// kernel flushes its buffer after close(2); otherwise Close returns once
+// the socket is released (a peer's write right after it fails, as after
+// net's Close), while with a chunk held for a peer that does not read,
+// the socket lives until evio has written it.
 package evio

@@ -441,7 +441,8 @@ func TestHalfClose(t *testing.T) {
 
 // TestConformanceMatrix runs the socket suite on an evio hub and checks the
 // matrix: every case that is n/a is so because evio cannot dial, watch an
-// fd or send datagrams (the capabilities it declares), and the stream
+// fd, send datagrams or reset a unix peer for bytes it read ahead (the
+// capabilities it declares), and the stream
 // cases of accepted conns all ran. A case marked n/a that starts working
 // fails inside the suite (its operation must keep failing with
 // errors.ErrUnsupported).
@@ -451,7 +452,8 @@ func TestConformanceMatrix(t *testing.T) {
 		return h, h.Close, nil
 	})
 	require.NotEmpty(t, results)
-	allowed := map[loop.Capability]bool{loop.CapWatch: true, loop.CapDial: true, loop.CapPacket: true}
+	allowed := map[loop.Capability]bool{loop.CapWatch: true, loop.CapDial: true, loop.CapPacket: true,
+		loop.CapUnixUnreadReset: true}
 	var na, ran []string
 	for _, r := range results {
 		switch {

@@ -22,6 +22,9 @@ var unsupported = map[loop.Capability]string{
 	loop.CapDial:  "evio serves listeners only: it cannot dial out",
 	loop.CapPacket: "evio answers a datagram only from inside its Data callback, to its sender, " +
 		"and cannot send to an address (net.PacketConn.WriteTo)",
+	loop.CapUnixUnreadReset: "evio reads up to 64 KiB ahead of the application, and a unix socket " +
+		"resets its peer only for bytes the kernel still holds (AF_UNIX has no SO_LINGER): " +
+		"closed with bytes read ahead but never read, the peer reads io.EOF, not ECONNRESET",
 }
 
 // driver is loop.Driver under an unexported name, so that embedding it

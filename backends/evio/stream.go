@@ -52,6 +52,11 @@ type stream struct {
 	evioHoldsFD  bool // detached at its EOF, before evio closed its fd
 	watching     bool
 	closedPosted bool
+	// released is closed once the socket is gone from the process: our
+	// duplicate closed, and evio's fd too (Close waits for it, as
+	// close(2) would).
+	released     chan struct{}
+	releasedDone bool
 
 	userPaused atomic.Bool
 	selfPaused atomic.Bool  // inflight is over inflightMax
@@ -63,6 +68,10 @@ type stream struct {
 	openPosted  bool
 	closeHanded bool
 	early       [][]byte
+	// sockErr is a pending socket error (ECONNRESET) that a MSG_PEEK
+	// consumed: the kernel reports it once, so the stream reports it in
+	// its place when evio then reads the EOF.
+	sockErr error
 }
 
 var _ loop.Stream = (*stream)(nil)
@@ -75,7 +84,7 @@ func newStream(sv *server, c evio.Conn) (*stream, error) {
 	}
 	// evio accepts without SOCK_CLOEXEC: children must not inherit it.
 	unix.CloseOnExec(fd)
-	st := &stream{sv: sv, c: c, fd: fd, dfd: dfd}
+	st := &stream{sv: sv, c: c, fd: fd, dfd: dfd, released: make(chan struct{})}
 	st.userPaused.Store(true)
 	st.applyFn = func() { sv.applyMask(st) }
 	if sa, err := unix.Getsockname(dfd); err == nil {
@@ -112,7 +121,7 @@ func (st *stream) deliver(p []byte) {
 	st.sv.postData(st, p)
 }
 
-// consumed is called on the loop goroutine after the handler took n bytes.
+// consumed is called on the loop goroutine as n bytes go to the handler.
 func (st *stream) consumed(n int64) {
 	if st.inflight.Add(-n) <= inflightMax/2 && st.selfPaused.Load() {
 		st.selfPaused.Store(false)
@@ -241,8 +250,13 @@ func (st *stream) CloseWrite() error {
 	if st.closeReq || st.dfd < 0 {
 		return net.ErrClosed
 	}
+	if st.wrShut && !st.closeWriteDeferred {
+		// Again, as net does: the kernel answers (ENOTCONN once the
+		// connection is closed on both sides, else nothing).
+		return os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_WR))
+	}
 	if st.wrShut {
-		return nil
+		return nil // the first one waits for evio's output to drain
 	}
 	st.wrShut = true
 	if st.held {
@@ -254,8 +268,15 @@ func (st *stream) CloseWrite() error {
 
 // Close closes the connection (loop.Stream): evio writes what it still
 // holds, then closes its fd; Closed follows. A detached stream closes its
-// own fd.
-func (st *stream) Close() error {
+// own fd. Close returns once the socket is released, as close(2) does
+// (a peer's write right after it fails), unless evio still holds output
+// for a peer that does not read: net's kernel would flush that after
+// close(2); here evio does, and the socket lives until it has.
+func (st *stream) Close() error { return st.close(true) }
+
+// close is Close; wait false is for the evio goroutine, which must not
+// wait for itself.
+func (st *stream) close(wait bool) error {
 	st.mu.Lock()
 	if st.closeReq {
 		st.mu.Unlock()
@@ -269,11 +290,48 @@ func (st *stream) Close() error {
 		if early {
 			st.sv.exec(st.closeEarly)
 		}
-		return nil
+	} else {
+		st.mu.Unlock()
+		st.sv.exec(st.requestClose)
+	}
+	if wait {
+		st.awaitRelease()
+	}
+	return nil
+}
+
+// awaitRelease waits until the socket is released, or evio's server has
+// stopped (which closes every connection). It does not wait while the
+// socket cannot take more bytes (evio holds output, or the kernel's send
+// buffer is full): evio runs a close only once the socket is writable,
+// which only the peer's reading brings, while net's kernel flushes after
+// close(2) in the background.
+func (st *stream) awaitRelease() {
+	st.mu.Lock()
+	full := st.held
+	if !full && st.dfd >= 0 {
+		pfd := []unix.PollFd{{Fd: int32(st.dfd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, 0)
+		full = err != nil || n == 0
 	}
 	st.mu.Unlock()
-	st.sv.exec(st.requestClose)
-	return nil
+	if full {
+		return
+	}
+	select {
+	case <-st.released:
+	case <-st.sv.done:
+	}
+}
+
+// checkReleased closes released once neither our duplicate nor evio's fd
+// is open. st.mu held.
+func (st *stream) checkReleased() {
+	if st.releasedDone || st.dfd >= 0 || st.evioHoldsFD || !st.gone {
+		return
+	}
+	st.releasedDone = true
+	close(st.released)
 }
 
 // closeEarly makes evio close its fd of a stream detached at its EOF
@@ -289,6 +347,13 @@ func (st *stream) closeEarly() {
 	}
 	ev := &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(st.fd)}
 	if unix.EpollCtl(st.sv.epfd, unix.EPOLL_CTL_ADD, st.fd, ev) != nil {
+		// evio keeps its fd until its server stops.
+		st.mu.Lock()
+		if !st.releasedDone {
+			st.releasedDone = true
+			close(st.released)
+		}
+		st.mu.Unlock()
 		return
 	}
 	st.c.Wake()
@@ -302,8 +367,24 @@ func (st *stream) requestClose() {
 	}
 	st.mu.Lock()
 	st.closeReq = true
+	if st.inflight.Load() > 0 {
+		// evio has read bytes not yet handed over: nobody will read
+		// them. (The scheduler's Close waits for the bytes handed over
+		// before it, and resets for those it holds or gets after it.)
+		st.resetOnCloseLocked()
+	}
 	st.mu.Unlock()
 	st.handOut() // the Data event returns evio.Close
+}
+
+// resetOnCloseLocked makes the socket's close a reset (SO_LINGER 0), as
+// net's Close of a connection with unread bytes is: the kernel resets for
+// bytes it holds, and these were read out of it ahead of the application.
+// Without effect on a unix socket (loop.CapUnixUnreadReset). st.mu held.
+func (st *stream) resetOnCloseLocked() {
+	if st.dfd >= 0 {
+		_ = unix.SetsockoptLinger(st.dfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
 }
 
 // Control runs f with the stream's fd (loop.Stream).
@@ -336,6 +417,7 @@ func (st *stream) maybeCloseFD() {
 	}
 	_ = unix.Close(st.dfd)
 	st.dfd = -1
+	st.checkReleased()
 	if st.detached && !st.closedPosted {
 		st.closedPosted = true
 		st.sv.l.forgetDetached(st)

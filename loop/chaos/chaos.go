@@ -52,6 +52,8 @@ type Options struct {
 	// millisecond) an armed watcher is reported ready for nothing
 	// (default 300).
 	Spurious int
+	// NoSpurious turns spurious readiness off.
+	NoSpurious bool
 	// Duplicate, Delay and CutPosts are per mille of inner callbacks
 	// delivered twice, inner callbacks held back, and post batches cut
 	// short (defaults 100, 100, 200).
@@ -157,6 +159,9 @@ func (c *Loop) add(w *watcher) {
 
 // tick reports random armed watchers ready for nothing.
 func (c *Loop) tick() {
+	if c.opt.NoSpurious {
+		return
+	}
 	for w := range c.watchers {
 		if !c.chance(c.opt.Spurious) {
 			continue

@@ -1,0 +1,321 @@
+//go:build linux
+
+package evio
+
+import (
+	"runtime"
+
+	"github.com/tidwall/evio"
+	"golang.org/x/sys/unix"
+)
+
+// The evio callbacks. evio runs them one at a time on its loop goroutine
+// (the "evio goroutine"); Closed also runs on the Serve goroutine while the
+// server stops, after the loop goroutine has exited.
+
+func (sv *server) opened(c evio.Conn) (out []byte, opts evio.Options, action evio.Action) {
+	defer sv.yield()
+	if err := learnLayout(c); err != nil {
+		sv.postE(func() { sv.h.ListenerFailed(err) })
+		return nil, opts, evio.Shutdown
+	}
+	if c.AddrIndex() == 1 {
+		if sv.kickConn != nil {
+			return nil, opts, evio.Close // only our own end may connect
+		}
+		sv.kickConn = c
+		sv.epfd, sv.wfd = epollFD(c), wakeFD(c)
+		opts.ReuseInputBuffer = true // kick bytes are dropped at once
+		sv.acceptOn = true           // evio armed the listener
+		sv.applyAccept()             // listeners start paused
+		close(sv.ready)
+		return nil, opts, evio.None
+	}
+	if sv.lnClosed {
+		return nil, opts, evio.Close
+	}
+	st, err := newStream(sv, c)
+	if err != nil {
+		return nil, opts, evio.Close // the client sees the connection closed
+	}
+	c.SetContext(st)
+	sv.streams[st] = struct{}{}
+	if !sv.fdHeadroom() {
+		sv.applyAccept() // stop accepting before an accept fails
+	}
+	// evio arms the fd for reading right after Opened returns; the stream
+	// starts paused, so pause it (and only then announce it) on the next
+	// kick.
+	sv.opening = append(sv.opening, st)
+	sv.kick()
+	return nil, opts, evio.None
+}
+
+func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) {
+	defer sv.yield()
+	if c == sv.kickConn {
+		return sv.onKick()
+	}
+	st, ok := c.Context().(*stream)
+	if !ok {
+		return nil, evio.Close
+	}
+	if len(in) > 0 {
+		// Read after Close (looked at before the bytes go out: once
+		// handed over, the application may read them and then close):
+		// nobody will read them.
+		st.mu.Lock()
+		if st.closeReq {
+			st.resetOnCloseLocked()
+		}
+		st.mu.Unlock()
+		st.deliver(in)
+		if len(in) < evioPacket && sv.detachAtEOF(st) {
+			return nil, evio.None
+		}
+		if st.paused() {
+			sv.applyMask(st) // evio does not re-arm after a read that returns nothing
+		}
+	}
+	st.mu.Lock()
+	if st.pend != nil && outLen(c) == 0 {
+		// Only into an empty evio buffer: output handed back replaces
+		// whatever evio still holds (the byte-loss defect).
+		out, st.pend = st.pend, nil
+		sv.holders[st] = struct{}{}
+	}
+	if st.closeReq || st.closeHanded {
+		// evio flushes its output first. Every Data event returns it
+		// again: evio overwrites the action with each event's, so a
+		// later Wake answered with None would cancel the close.
+		action = evio.Close
+		st.closeHanded = true
+	}
+	st.mu.Unlock()
+	if (out != nil || action != evio.None) && st.paused() {
+		// evio re-arms reading (EPOLLIN|EPOLLOUT) after this returns.
+		sv.dirty[st] = struct{}{}
+		sv.kick()
+	}
+	return out, action
+}
+
+func (sv *server) closed(c evio.Conn, err error) evio.Action {
+	defer sv.yield()
+	action := sv.closedConn(c, err)
+	if openConns(c) == 0 && !sv.isolated && goid() == sv.serveGoid {
+		sv.isolate() // evio's loop has exited and is closing the rest
+	}
+	return action
+}
+
+func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
+	if c == sv.kickConn {
+		sv.kickConn = nil
+		return evio.None
+	}
+	st, ok := c.Context().(*stream)
+	if !ok {
+		return evio.None
+	}
+	if st.detached {
+		st.mu.Lock()
+		st.evioHoldsFD = false // detached at its EOF: this close is no news
+		st.checkReleased()
+		st.mu.Unlock()
+		return sv.idleAction()
+	}
+	delete(sv.streams, st)
+	delete(sv.holders, st)
+	delete(sv.dirty, st)
+	st.evioGone = true
+	if !st.openPosted && sv.lnClosed {
+		st.mu.Lock()
+		st.gone = true
+		st.maybeCloseFD()
+		st.mu.Unlock()
+		return sv.idleAction() // never announced: nobody to tell
+	}
+	if !st.openPosted {
+		sv.announce(st)
+	}
+	if err == nil && st.sockErr != nil {
+		err = st.sockErr // a MSG_PEEK consumed it (detachAtEOF)
+	}
+	if err == nil && sv.salvage(st) {
+		sv.postE(func() { sv.h.Data(st, nil) }) // EOF; still writable
+		return sv.idleAction()
+	}
+	st.mu.Lock()
+	st.gone, st.goneErr = true, err
+	st.maybeCloseFD()
+	st.mu.Unlock()
+	sv.postE(func() { sv.h.Closed(st, err) })
+	return sv.idleAction()
+}
+
+// evioPacket is the size of evio's read buffer: a read that returns less
+// drained the socket.
+const evioPacket = 0xFFFF
+
+// detachAtEOF checks, after a read that drained the socket, whether the
+// peer's EOF is already queued (MSG_PEEK returns 0). evio would read it
+// next and close the connection; instead the stream leaves evio's poller
+// now, while evio's fd is still open and its registration can be deleted
+// without any race, and lives on its duplicate (detached), writable as
+// net's conns are after the peer's CloseWrite. evio keeps its fd, unpolled,
+// until its server stops. Evio goroutine, in Data.
+func (sv *server) detachAtEOF(st *stream) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closeReq || st.dfd < 0 || st.pend != nil {
+		return false
+	}
+	if _, held := sv.holders[st]; held {
+		return false // evio still holds output for it
+	}
+	var b [1]byte
+	n, _, err := unix.Recvfrom(st.dfd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		// A pending socket error (the peer's reset) is reported once, and
+		// the peek took it: evio's next read sees only the EOF.
+		st.sockErr = err
+	}
+	if n != 0 || err != nil {
+		return false
+	}
+	if unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, st.fd, nil) != nil {
+		return false
+	}
+	delete(sv.streams, st)
+	delete(sv.dirty, st)
+	st.evioGone = true
+	st.detached, st.gone, st.evioHoldsFD = true, true, true
+	sv.l.rememberDetached(st)
+	if st.openPosted {
+		sv.postE(func() { sv.h.Data(st, nil) })
+	} else {
+		st.early = append(st.early, nil) // announce delivers the EOF after the bytes
+	}
+	return true
+}
+
+// salvage keeps a connection whose peer sent EOF open for writing, as net
+// does (the peer may only have half-closed it): evio has just closed its
+// fd N at the EOF, but our duplicate keeps the socket, and with it evio's
+// epoll registration of (socket, N), which would report the EOF for ever.
+// fcntl(F_DUPFD, N) returns N itself only while N is still free — it never
+// clobbers a descriptor another goroutine opened meanwhile — and with it
+// the stale registration is deleted. The stream then lives on its
+// duplicate alone (detached). If N was taken, the stream ends as evio
+// ended it (writes fail with EPIPE). Evio goroutine, in Closed.
+func (sv *server) salvage(st *stream) bool {
+	if sv.stopReq.Load() || sv.epfd < 0 || goid() == sv.serveGoid {
+		return false // the server is stopping: this was no peer's EOF
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closeReq || st.dfd < 0 {
+		return false
+	}
+	n, err := unix.FcntlInt(uintptr(st.dfd), unix.F_DUPFD_CLOEXEC, st.fd)
+	if err != nil {
+		return false
+	}
+	if n != st.fd {
+		_ = unix.Close(n)
+		return false
+	}
+	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, n, nil)
+	_ = unix.Close(n)
+	st.detached, st.gone = true, true
+	sv.l.rememberDetached(st)
+	if st.held {
+		st.watchLocked() // flush what evio never got
+	}
+	return true
+}
+
+// postE posts fn to the loop from the evio goroutine (or, while the
+// server stops, the Serve goroutine). With one P the loop goroutine it
+// readies would wait for sysmon, so the callback yields (see yield).
+func (sv *server) postE(fn func()) {
+	sv.readied = sv.readied || sv.oneP
+	sv.l.post(fn)
+}
+
+// yield lets the goroutines that commands of other goroutines readied run
+// before evio blocks its thread in epoll_wait again: readied goroutines
+// sit in this P's runnext slot, and a thread blocked in a system call can
+// strand them there until sysmon takes the P away (20 µs to 10 ms later).
+// Measured
+// (BenchmarkWorkarounds/kick): a command's round trip 56 µs without, 9 µs
+// with. After posting events it yields only when the process has one P
+// (GOMAXPROCS=1, the bench's servers): there, on evhub bench, server CPU
+// per round trip against raw evio went from 0.66× to 0.81× (pingpong-1)
+// and 0.75× to 0.89× (pingpong-64); with more Ps another P steals the
+// loop goroutine soon enough, and yielding made a one-connection echo
+// slower (BenchmarkEchoPingPong, GOMAXPROCS=2: 103 against 88 µs).
+func (sv *server) yield() {
+	if sv.readied {
+		sv.readied = false
+		runtime.Gosched()
+	}
+}
+
+// idleAction stops the server once its listener is closed and its last
+// connection gone.
+func (sv *server) idleAction() evio.Action {
+	if sv.stopReq.Load() || (sv.lnClosed && len(sv.streams) == 0) {
+		return evio.Shutdown
+	}
+	return evio.None
+}
+
+// preWrite is evio's PreWrite: it is about to write some connection's
+// buffered output. Whether that drained it is known only after the write,
+// so look on the next iteration.
+func (sv *server) preWrite() {
+	if len(sv.holders) > 0 {
+		sv.checkNeeded = true
+		sv.kick()
+	}
+}
+
+// announce posts Opened and any bytes read before it.
+func (sv *server) announce(st *stream) {
+	st.openPosted = true
+	sv.postE(func() { sv.h.Opened(st) })
+	for _, p := range st.early {
+		sv.postData(st, p)
+	}
+	st.early = nil
+}
+
+func (sv *server) postData(st *stream, p []byte) {
+	n := int64(len(p))
+	sv.postE(func() {
+		// Counted as handed over before the handler runs: bytes it takes
+		// are its own to account for (it may close the stream inside
+		// Data, or panic), and a Close must not take them for unread.
+		st.consumed(n)
+		sv.h.Data(st, p)
+	})
+}
+
+// applyMask sets the stream's epoll interest on evio's poller to what the
+// stream wants: reading unless paused, writing while evio holds output or
+// has an action to run. Evio goroutine only.
+func (sv *server) applyMask(st *stream) {
+	if st.evioGone || sv.epfd < 0 {
+		return
+	}
+	var ev uint32
+	if !st.paused() {
+		ev |= unix.EPOLLIN
+	}
+	if outLen(st.c) > 0 || st.closeHanded {
+		ev |= unix.EPOLLOUT
+	}
+	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_MOD, st.fd, &unix.EpollEvent{Events: ev, Fd: int32(st.fd)})
+}

@@ -1,5 +1,0 @@
-//go:build cev
-
-package hubexec_test
-
-import _ "github.com/evhub/evhub/backends/cev"
