@@ -38,7 +38,7 @@ import (
 // On a network that cannot dial (it lacks loop.CapDial or loop.CapWatch),
 // end A is the conn the network accepted and B is the standard library's
 // dialed conn; the reference then uses the same roles. Networks the
-// network under test declares missing (loop.CapUnix, loop.CapPacket) are
+// network under test declares missing (loop.CapPacket, loop.CapWatch) are
 // decoded as tcp.
 //
 // What depends on timing is normalised deliberately, each rule here:
@@ -119,8 +119,7 @@ func Differential(n Network, dir string, data []byte) (ops int, err error) {
 	dec := &decoder{data: data}
 	network := fuzzNetworks[int(dec.byte())%len(fuzzNetworks)]
 	switch {
-	case isUnix(network) && !loop.Supports(n, loop.CapUnix),
-		!isStreamNet(network) && (!loop.Supports(n, loop.CapPacket) || !loop.Supports(n, loop.CapWatch)):
+	case !isStreamNet(network) && (!loop.Supports(n, loop.CapPacket) || !loop.Supports(n, loop.CapWatch)):
 		network = "tcp"
 	}
 	dials := loop.Supports(n, loop.CapDial) && loop.Supports(n, loop.CapWatch)

@@ -266,7 +266,7 @@ func testRunCallbacksOnLoopGoroutine(t *testing.T, open opener) {
 	}
 	mu.Unlock()
 
-	if loop.Supports(l, loop.CapSignal) {
+	{
 		guard := notifyGuard(t)
 		var sw loop.Watcher
 		do(t, l, func() {

@@ -54,7 +54,7 @@ func exercise(t *testing.T, l loop.Loop, pairs []*fdPair) {
 			writeBytes(t, p.b, 1)
 		}
 	}
-	if loop.Supports(l, loop.CapSignal) {
+	{
 		guard := notifyGuard(t)
 		_, err := l.Signal(syscall.SIGUSR1, func(os.Signal) { fired.Add(1) })
 		require.NoError(t, err, "Signal")
@@ -227,7 +227,7 @@ func testCloseAfterClose(t *testing.T, open opener) {
 			assert.ErrorIs(t, err, loop.ErrClosed, "WatchEdge after Close")
 		}
 	}
-	if loop.Supports(l, loop.CapSignal) {
+	{
 		_, err := l.Signal(syscall.SIGUSR1, func(os.Signal) {})
 		assert.ErrorIs(t, err, loop.ErrClosed, "Signal after Close")
 	}

@@ -52,7 +52,6 @@ func raise(t testing.TB, guard <-chan os.Signal, sig syscall.Signal) {
 // testSignalDelivered: a signal is a callback on the loop goroutine.
 func testSignalDelivered(t *testing.T, open opener) {
 	l, _ := openLoop(t, open)
-	needSignal(t, l)
 	guard := notifyGuard(t)
 	me := goid()
 	var (
@@ -75,7 +74,6 @@ func testSignalDelivered(t *testing.T, open opener) {
 // testSignalTwo: each watcher gets its own signal only.
 func testSignalTwo(t *testing.T, open opener) {
 	l, _ := openLoop(t, open)
-	needSignal(t, l)
 	guard := notifyGuard(t)
 	var got1, got2 int
 	w1, err := l.Signal(syscall.SIGUSR1, func(os.Signal) { got1++ })
@@ -96,7 +94,6 @@ func testSignalTwo(t *testing.T, open opener) {
 // idempotent.
 func testSignalStop(t *testing.T, open opener) {
 	l, _ := openLoop(t, open)
-	needSignal(t, l)
 	guard := notifyGuard(t)
 	got := 0
 	w, err := l.Signal(syscall.SIGUSR2, func(os.Signal) { got++ })
@@ -112,7 +109,6 @@ func testSignalStop(t *testing.T, open opener) {
 // callback has not run yet, is not delivered after Stop.
 func testSignalStopCollected(t *testing.T, open opener) {
 	l, _ := openLoop(t, open)
-	needSignal(t, l)
 	guard := notifyGuard(t)
 	got := 0
 	w, err := l.Signal(syscall.SIGUSR1, func(os.Signal) { got++ })
@@ -127,7 +123,6 @@ func testSignalStopCollected(t *testing.T, open opener) {
 // testSignalBadArgs: a nil signal or callback is an error, not a panic.
 func testSignalBadArgs(t *testing.T, open opener) {
 	l, _ := openLoop(t, open)
-	needSignal(t, l)
 	w, err := l.Signal(nil, func(os.Signal) {})
 	assert.Error(t, err, "Signal(nil, cb)")
 	if err == nil && w != nil {

@@ -381,20 +381,3 @@ func needWatch(t testing.TB, l loop.Loop) {
 	t.Helper()
 	requireUnsupported(t, l, loop.CapWatch, watchProbe(t, l))
 }
-
-// signalProbe is the probe of requireUnsupported for CapSignal.
-func signalProbe(l loop.Loop) func() error {
-	return func() error {
-		w, err := l.Signal(syscall.SIGUSR1, func(os.Signal) {})
-		if err == nil && w != nil {
-			_ = w.Stop()
-		}
-		return err
-	}
-}
-
-// needSignal skips the case as "n/a" if l declares CapSignal missing.
-func needSignal(t testing.TB, l loop.Loop) {
-	t.Helper()
-	requireUnsupported(t, l, loop.CapSignal, signalProbe(l))
-}

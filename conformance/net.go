@@ -125,7 +125,7 @@ type NetResult struct {
 // Each case is bounded in time and must leave no goroutine (goleak) and no
 // file descriptor (counted in /proc/self/fd, or /dev/fd off Linux) behind.
 // A case ruled out by a capability the Network declares missing (through
-// loop.Limited: loop.CapDial, loop.CapPacket, loop.CapUnix, loop.CapWatch)
+// loop.Limited: loop.CapDial, loop.CapPacket, loop.CapWatch)
 // still performs the operation, requires an error wrapping
 // errors.ErrUnsupported, and is skipped with a message that begins
 // "n/a: ". The only other skips name a platform fact (no IPv6 loopback, no
@@ -632,8 +632,6 @@ func (e *env) requireUnsupported(c loop.Capability, probe func() error) {
 func (e *env) probe(c loop.Capability) error {
 	s := e.net()
 	switch c {
-	case loop.CapUnix:
-		return s.result(e.n.Listen("unix", s.path(s.nextName("probe"))))
 	case loop.CapPacket:
 		return s.result(e.n.ListenPacket("udp", "127.0.0.1:0"))
 	}
@@ -653,34 +651,12 @@ func (e *env) needsDial() { e.t.Helper(); e.needs(loop.CapDial, loop.CapWatch) }
 // the network under test, and listens there too.
 func (e *env) needsStream(network string) {
 	e.t.Helper()
-	e.needsListen(network)
 	e.needsDial()
-}
-
-// needsListen: the case listens on network (tcp or unix).
-func (e *env) needsListen(network string) {
-	e.t.Helper()
-	if isUnix(network) {
-		e.needs(loop.CapUnix)
-	}
-}
-
-// needsConns: the case works on conns of network (tcp or unix) made by
-// pair, conns or connect: a network that cannot dial is tested on the
-// conns it accepts (see conns), so only listening is required.
-func (e *env) needsConns(network string) {
-	e.t.Helper()
-	e.needsListen(network)
 }
 
 // needsPacket: the case opens packet conns on network (udp or unixgram).
 func (e *env) needsPacket(network string) {
 	e.t.Helper()
-	if isUnix(network) {
-		e.requireUnsupported(loop.CapUnix, func() error {
-			return e.net().result(e.n.ListenPacket(network, e.net().path(e.net().nextName("probe"))))
-		})
-	}
 	e.needs(loop.CapPacket, loop.CapWatch)
 }
 

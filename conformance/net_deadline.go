@@ -61,7 +61,6 @@ func goRead(c net.Conn, buf []byte) <-chan readResult {
 func settle() { time.Sleep(30 * time.Millisecond) }
 
 func dlPastFailsPendingRead(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	ch := goRead(c, make([]byte, 8))
 	settle()
@@ -96,7 +95,6 @@ func goWrite(c net.Conn, buf []byte) <-chan readResult {
 }
 
 func dlPastFailsPendingWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	fillWrite(t, c)
 	ch := goWrite(c, make([]byte, 1<<20))
@@ -115,7 +113,6 @@ func dlPastFailsPendingWrite(t *testing.T, e *env, nw string) {
 }
 
 func dlPastFailsFuture(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	// Data is waiting, yet a Read past its deadline fails, like net's.
 	_, err := peer.Write([]byte("waiting"))
@@ -137,7 +134,6 @@ func dlPastFailsFuture(t *testing.T, e *env, nw string) {
 }
 
 func dlNotEarly(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	for _, after := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond} {
 		dl := time.Now().Add(after)
@@ -150,7 +146,6 @@ func dlNotEarly(t *testing.T, e *env, nw string) {
 }
 
 func dlExtend(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	start := time.Now()
 	require.NoError(t, c.SetReadDeadline(start.Add(100*time.Millisecond)))
@@ -168,7 +163,6 @@ func dlExtend(t *testing.T, e *env, nw string) {
 }
 
 func dlShorten(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(time.Hour)))
 	ch := goRead(c, make([]byte, 8))
@@ -181,7 +175,6 @@ func dlShorten(t *testing.T, e *env, nw string) {
 }
 
 func dlZeroClears(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	require.NoError(t, c.SetDeadline(time.Now().Add(-time.Second)))
 	_, err := c.Read(make([]byte, 8))
@@ -217,7 +210,6 @@ func dlZeroClears(t *testing.T, e *env, nw string) {
 }
 
 func dlIndependent(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	// A past read deadline does not stop writes, and the reverse.
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
@@ -240,7 +232,6 @@ func dlIndependent(t *testing.T, e *env, nw string) {
 }
 
 func dlAccept(t *testing.T, e *env, nw string) {
-	e.needsListen(nw)
 	ln := e.net().listen(nw)
 	dl, ok := ln.(deadliner)
 	require.True(t, ok, "listener %T has no SetDeadline(time.Time) error", ln)
@@ -316,7 +307,6 @@ func requireClosedErr(t *testing.T, what string, err error) {
 }
 
 func closeUnblocksRead(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	for _, which := range e.roles() {
 		d, a, _ := e.pair(nw)
 		c := pick(which, d, a)
@@ -329,7 +319,6 @@ func closeUnblocksRead(t *testing.T, e *env, nw string) {
 }
 
 func closeUnblocksWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	for _, which := range e.roles() {
 		d, a, _ := e.pair(nw)
 		c := pick(which, d, a)
@@ -343,7 +332,6 @@ func closeUnblocksWrite(t *testing.T, e *env, nw string) {
 }
 
 func closeUnblocksBoth(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	fillWrite(t, c)
 	rd := goRead(c, make([]byte, 8))
@@ -357,7 +345,6 @@ func closeUnblocksBoth(t *testing.T, e *env, nw string) {
 }
 
 func closeUnblocksAccept(t *testing.T, e *env, nw string) {
-	e.needsListen(nw)
 	ln := e.net().listen(nw)
 	ch := goErr(func() error {
 		return e.net().result(ln.Accept())
@@ -369,7 +356,6 @@ func closeUnblocksAccept(t *testing.T, e *env, nw string) {
 }
 
 func closePeerRead(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	ch := goRead(c, make([]byte, 8))
 	settle()
@@ -380,7 +366,6 @@ func closePeerRead(t *testing.T, e *env, nw string) {
 }
 
 func closePeerWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	fillWrite(t, c)
 	ch := goErr(func() error { return fillUntilError(c) })
@@ -433,7 +418,6 @@ func blockedCalls(t *testing.T, c net.Conn, readers, writers int) []<-chan readR
 // dlPastFailsMany: several goroutines blocked in Read (net queues them on
 // the conn's read lock) are all released by one past deadline.
 func dlPastFailsMany(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	chs := blockedCalls(t, c, 4, 0)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(-time.Second)))
@@ -446,7 +430,6 @@ func dlPastFailsMany(t *testing.T, e *env, nw string) {
 // closeUnblocksMany: Close releases every blocked Read and Write, however
 // many goroutines wait.
 func closeUnblocksMany(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, _, _ := e.conns(nw)
 	chs := blockedCalls(t, c, 4, 3)
 	require.NoError(t, c.Close())

@@ -80,7 +80,6 @@ func title(network string) string {
 }
 
 func errReadAfterClose(e *env, nw string) {
-	e.needsConns(nw)
 	buf := make([]byte, 8)
 	for _, which := range e.roles() {
 		e.sideBySide("Read after Close on the "+which+" conn", func(s *side) error {
@@ -94,7 +93,6 @@ func errReadAfterClose(e *env, nw string) {
 }
 
 func errWriteAfterClose(e *env, nw string) {
-	e.needsConns(nw)
 	for _, which := range e.roles() {
 		e.sideBySide("Write after Close on the "+which+" conn", func(s *side) error {
 			d, a, _ := s.pair(nw)
@@ -114,7 +112,6 @@ func pick(which string, dialed, accepted net.Conn) net.Conn {
 }
 
 func errAcceptAfterClose(e *env, nw string) {
-	e.needsListen(nw)
 	e.sideBySide("Accept after Close", func(s *side) error {
 		ln := s.listen(nw)
 		require.NoError(e.t, ln.Close(), "%s: Close", s.name)
@@ -123,7 +120,6 @@ func errAcceptAfterClose(e *env, nw string) {
 }
 
 func errCloseTwice(e *env, nw string) {
-	e.needsConns(nw)
 	for _, which := range e.roles() {
 		e.sideBySide("second Close of the "+which+" conn", func(s *side) error {
 			d, a, _ := s.pair(nw)
@@ -140,7 +136,6 @@ func errCloseTwice(e *env, nw string) {
 }
 
 func errReadEOF(e *env, nw string) {
-	e.needsConns(nw)
 	e.sideBySide("Read at EOF after the peer closed", func(s *side) error {
 		c, peer, _ := s.conns(nw)
 		_, err := peer.Write([]byte("last"))
@@ -164,7 +159,6 @@ func errReadEOF(e *env, nw string) {
 }
 
 func errReadDeadline(e *env, nw string) {
-	e.needsConns(nw)
 	e.sideBySide("Read past its deadline", func(s *side) error {
 		c, _, _ := s.conns(nw)
 		require.NoError(e.t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
@@ -174,7 +168,6 @@ func errReadDeadline(e *env, nw string) {
 }
 
 func errWriteDeadline(e *env, nw string) {
-	e.needsConns(nw)
 	e.sideBySide("Write past its deadline (peer not reading)", func(s *side) error {
 		c, _, _ := s.conns(nw)
 		require.NoError(e.t, c.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
@@ -201,7 +194,6 @@ func fillUntilError(c net.Conn) error {
 type deadliner interface{ SetDeadline(time.Time) error }
 
 func errAcceptDeadline(e *env, nw string) {
-	e.needsListen(nw)
 	e.sideBySide("Accept past its deadline", func(s *side) error {
 		ln := s.listen(nw)
 		dl, ok := ln.(deadliner)
@@ -216,7 +208,6 @@ type closeWriter interface{ CloseWrite() error }
 type closeReader interface{ CloseRead() error }
 
 func errWriteAfterCloseWrite(e *env, nw string) {
-	e.needsConns(nw)
 	e.sideBySide("Write after CloseWrite", func(s *side) error {
 		c, _, _ := s.conns(nw)
 		cw, ok := c.(closeWriter)
@@ -232,7 +223,6 @@ type syscallConner interface {
 }
 
 func errRawControlAfterClose(e *env, nw string) {
-	e.needsConns(nw)
 	e.sideBySide("RawConn.Control after Close", func(s *side) error {
 		c, _, _ := s.conns(nw)
 		sc, ok := c.(syscallConner)
@@ -279,7 +269,6 @@ func errDialRefused(e *env, nw string) {
 }
 
 func errListenInUse(e *env, nw string) {
-	e.needsListen(nw)
 	e.sideBySide("Listen on an address in use", func(s *side) error {
 		ln := s.listen(nw)
 		return s.result(s.n.Listen(nw, ln.Addr().String()))
@@ -499,7 +488,6 @@ var setterCalls = []struct {
 }
 
 func errSettersAfterClose(e *env, nw string) {
-	e.needsConns(nw)
 	for _, sc := range setterCalls {
 		if sc.tcpOnly && isUnix(nw) {
 			continue
@@ -522,7 +510,6 @@ func errSettersAfterClose(e *env, nw string) {
 // errReadReset: the peer closes with data it never read, so the kernel
 // resets the connection.
 func errReadReset(e *env, nw string) {
-	e.needsConns(nw)
 	var want []error
 	if !isUnix(nw) {
 		want = append(want, syscall.ECONNRESET)

@@ -56,7 +56,6 @@ const (
 // never returns, or a descriptor closed twice (the leak check after the
 // case compares every descriptor the process had before).
 func stressFDReuseTagged(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	s := e.net()
 	ln := s.listen(nw)
 	dialer := s.dialer()

@@ -73,7 +73,6 @@ func streamAddrs(t *testing.T, e *env, nw string) {
 		}
 		_ = ln.Close()
 	}
-	e.needsConns(nw)
 	std, got := e.sides()
 	sd, sa, sl := std.pair(nw)
 	gd, ga, gl := got.pair(nw)
@@ -120,7 +119,6 @@ func streamAbstract(t *testing.T, e *env) {
 	if !hasAbstractUnix {
 		t.Skip("platform: abstract unix socket addresses exist on Linux only")
 	}
-	e.needsConns("unix")
 	std, got := e.sides()
 	type obs struct{ ln, dl, dr, al, ar net.Addr }
 	observe := func(s *side) obs {
@@ -157,7 +155,6 @@ func streamAbstract(t *testing.T, e *env) {
 }
 
 func streamZeroLength(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	// Zero-length Read and Write return at once, with no data pending.
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
@@ -179,7 +176,6 @@ func streamZeroLength(t *testing.T, e *env, nw string) {
 }
 
 func streamLargeWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	const total = 8 << 20
 	pt := newPattern(1)
@@ -198,7 +194,6 @@ func streamLargeWrite(t *testing.T, e *env, nw string) {
 }
 
 func streamConcurrentRW(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	// Each end writes 4 MiB while reading 4 MiB from the other, each from
 	// its own goroutine. If Read and Write of one conn were serialised
@@ -220,7 +215,6 @@ func streamConcurrentRW(t *testing.T, e *env, nw string) {
 }
 
 func streamCloseWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	for _, x := range []net.Conn{c, peer} {
 		require.NoError(t, x.SetDeadline(time.Now().Add(10*time.Second)))
@@ -246,7 +240,6 @@ func streamCloseWrite(t *testing.T, e *env, nw string) {
 }
 
 func streamCloseRead(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	for _, which := range e.roles() {
 		e.sideBySide("Read after CloseRead ("+which+")", func(s *side) error {
 			d, a, _ := s.pair(nw)
@@ -383,7 +376,6 @@ var sockoptSteps = []sockoptSetStep{
 }
 
 func streamSockOpts(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	tcp := !isUnix(nw)
 	std, got := e.sides()
 	sd, sa, _ := std.pair(nw)
@@ -474,7 +466,6 @@ func localName(v any) string {
 }
 
 func streamSyscallConn(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	std, got := e.sides()
 	sd, sa, sl := std.pair(nw)
 	gd, ga, gl := got.pair(nw)
@@ -494,7 +485,6 @@ func streamSyscallConn(t *testing.T, e *env, nw string) {
 }
 
 func streamRawReadWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	for _, x := range []net.Conn{c, peer} {
 		require.NoError(t, x.SetDeadline(time.Now().Add(10*time.Second)))
@@ -542,7 +532,6 @@ func streamRawReadWrite(t *testing.T, e *env, nw string) {
 }
 
 func streamListenerCloseKeepsConns(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	d, a, ln := e.pair(nw)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
@@ -603,7 +592,6 @@ func streamDialLocalhost(t *testing.T, e *env) {
 }
 
 func streamAddrsAfterClose(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	std, got := e.sides()
 	sd, sa, sl := std.pair(nw)
 	gd, ga, gl := got.pair(nw)
@@ -622,7 +610,6 @@ func streamAddrsAfterClose(t *testing.T, e *env, nw string) {
 // streamConcurrentWrites: net holds a conn's write lock for a whole Write,
 // so Writes from several goroutines never interleave their bytes.
 func streamConcurrentWrites(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	c, peer, _ := e.conns(nw)
 	const writers, records, size = 4, 64, 32 << 10
 	for _, x := range []net.Conn{c, peer} {
@@ -669,7 +656,6 @@ func streamConcurrentWrites(t *testing.T, e *env, nw string) {
 // streamConcurrentReaders: several goroutines reading one conn share its
 // bytes: none lost, none read twice, all see EOF at the end.
 func streamConcurrentReaders(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	// The readers share the accepted conn: the network's whether or not
 	// it dials.
 	d, a, _ := e.pair(nw)
@@ -730,7 +716,6 @@ func streamConcurrentReaders(t *testing.T, e *env, nw string) {
 // streamCloseUnlinks: closing a unix listener removes the socket file it
 // created, as net's does; its accepted conns keep working.
 func streamCloseUnlinks(t *testing.T, e *env) {
-	e.needsListen("unix")
 	std, got := e.sides()
 	observe := func(s *side) string {
 		ln := s.listen("unix")

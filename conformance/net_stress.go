@@ -53,7 +53,6 @@ func settleCounts(t *testing.T, what string, fds, gs int) {
 }
 
 func stressConnectClose(t *testing.T, e *env, nw string, cycles int) {
-	e.needsConns(nw)
 	ln := e.net().listen(nw)
 	// Through the reference if the network cannot dial: then its accepted
 	// conns are the ones tested.
@@ -100,7 +99,6 @@ func stressConnectClose(t *testing.T, e *env, nw string, cycles int) {
 }
 
 func stressSlowReader(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	const total = 32 << 20
 	c, peer, _ := e.conns(nw)
 	require.NoError(t, c.SetDeadline(time.Now().Add(40*time.Second)))
@@ -169,7 +167,6 @@ func (s *slowReader) Read(p []byte) (int, error) {
 }
 
 func stressConcurrent(t *testing.T, e *env, nw string, conns int) {
-	e.needsConns(nw)
 	ln := e.net().listen(nw)
 	dialer := e.net().dialer()
 	const each = 256 << 10
@@ -241,7 +238,6 @@ func fdOf(c net.Conn) int {
 }
 
 func stressFDReuse(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	s := e.net()
 	ln := s.listen(nw)
 	const rounds = 100
@@ -329,7 +325,6 @@ func settle0(i int) {
 // promptly with an error net could return there, and the race detector
 // watches the network's bookkeeping.
 func stressCloseRace(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	s := e.net()
 	ln := s.listen(nw)
 	ok := func(err error) bool {
@@ -397,7 +392,6 @@ func echo(c net.Conn) (int64, error) {
 // way it must not spin, and the conn must be accepted once descriptors are
 // free again.
 func stressAcceptEMFILE(t *testing.T, e *env, nw string) {
-	e.needsListen(nw)
 	ln := e.net().listen(nw)
 
 	type acc struct {

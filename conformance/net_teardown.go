@@ -91,7 +91,6 @@ const (
 // loop.CapUnixUnreadReset); a network that declares so must show exactly
 // that difference (io.EOF in place of ECONNRESET), and the case is n/a.
 func tdUnreadAfterRead(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	const total, first = 48 << 10, 1 << 10
 	const resetStep = 2
 	observe := func(s *side, tr *transcript) {
@@ -140,7 +139,6 @@ func tdUnreadAfterRead(t *testing.T, e *env, nw string) {
 // conn's bytes unread. net's next Reads on the conn (tcp): the peer's
 // bytes, then ECONNRESET, then io.EOF.
 func tdPeerClosesUnread(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	compareTranscripts(t, e, "Read after the peer closed with the conn's bytes unread", func(s *side, tr *transcript) {
 		c, peer, _ := s.conns(nw)
 		for _, x := range []net.Conn{c, peer} {
@@ -171,7 +169,6 @@ func tdPeerClosesUnread(t *testing.T, e *env, nw string) {
 // unread), net reports ECONNRESET on one Read and io.EOF on every Read
 // after it.
 func tdResetOnce(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	compareTranscripts(t, e, "Reads after a reset", func(s *side, tr *transcript) {
 		c, peer, _ := s.conns(nw)
 		for _, x := range []net.Conn{c, peer} {
@@ -200,7 +197,6 @@ func tdResetOnce(t *testing.T, e *env, nw string) {
 // with traffic both ways first (the conn's writes outrunning the kernel's
 // buffers, the peer's bytes drained).
 func tdCloseAfterCloseWrite(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	for _, traffic := range []bool{false, true} {
 		what := fmt.Sprintf("the peer's Writes after Close following CloseWrite (traffic first: %v)", traffic)
 		compareTranscripts(t, e, what, func(s *side, tr *transcript) {
@@ -251,7 +247,6 @@ func tdCloseAfterCloseWrite(t *testing.T, e *env, nw string) {
 // returns what net's does: on tcp ENOTCONN, in a *net.OpError with Op
 // "close"; on unix nil.
 func tdCloseWriteTwice(t *testing.T, e *env, nw string) {
-	e.needsConns(nw)
 	compareTranscripts(t, e, "a second CloseWrite after the peer closed", func(s *side, tr *transcript) {
 		c, peer, _ := s.conns(nw)
 		for _, x := range []net.Conn{c, peer} {

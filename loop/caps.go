@@ -19,10 +19,6 @@ const (
 	CapDial Capability = "dial"
 	// CapPacket is datagram sockets (ListenPacket).
 	CapPacket Capability = "packet"
-	// CapUnix is unix-domain sockets.
-	CapUnix Capability = "unix"
-	// CapSignal is Loop.Signal.
-	CapSignal Capability = "signal"
 	// CapUnixUnreadReset is net's reset of a unix stream connection
 	// closed with bytes the application never read (the peer's Read
 	// fails with ECONNRESET). The kernel resets only for bytes it still

@@ -28,7 +28,7 @@ func (s *stubLoop) Watch(int, loop.Events, func(loop.Events)) (loop.IOWatcher, e
 }
 func (s *stubLoop) Timer(time.Duration, time.Duration, func()) loop.Timer { return nil }
 func (s *stubLoop) Signal(os.Signal, func(os.Signal)) (loop.Watcher, error) {
-	return nil, loop.Unsupported(s, loop.CapSignal)
+	return nil, loop.Unsupported(s, loop.CapPacket)
 }
 func (s *stubLoop) Post(func()) error                       { return loop.ErrClosed }
 func (s *stubLoop) Run() error                              { return nil }
@@ -107,15 +107,15 @@ func TestCapabilities(t *testing.T) {
 	full := &stubLoop{name: "full"}
 	assert.True(t, loop.Supports(full, loop.CapWatch))
 	assert.Nil(t, loop.UnsupportedOf(struct{}{}), "a value that is not Limited lacks nothing")
-	assert.True(t, loop.Supports(struct{}{}, loop.CapSignal))
+	assert.True(t, loop.Supports(struct{}{}, loop.CapPacket))
 
 	lim := &stubLoop{name: "lim", missing: map[loop.Capability]string{
 		loop.CapWatch:  "owns its sockets",
-		loop.CapSignal: "no signals",
+		loop.CapPacket: "no datagrams",
 	}}
 	assert.False(t, loop.Supports(lim, loop.CapWatch))
 	assert.True(t, loop.Supports(lim, loop.CapDial))
-	assert.Equal(t, []loop.Capability{loop.CapSignal, loop.CapWatch}, loop.SortedCapabilities(lim.missing))
+	assert.Equal(t, []loop.Capability{loop.CapPacket, loop.CapWatch}, loop.SortedCapabilities(lim.missing))
 
 	_, err := lim.Watch(0, loop.Readable, func(loop.Events) {})
 	assert.ErrorIs(t, err, errors.ErrUnsupported)

@@ -72,7 +72,7 @@
 //     wait, and never re-armed; the callback only sets the atomic state,
 //     exactly as the runtime's netpoller does. Cost: one Post per socket.
 //
-// Measured on this project's 2-core machines (go test -tags cev -run XXX
+// Measured on a 2-core VM (go test -tags cev -run XXX
 // -bench 'PingPong$' -benchtime 20000x -count 4 ./scheduler/, medians of
 // one run with every row interleaved; a 64-byte round trip between two hub
 // sockets in one process, so two waits per round trip):
@@ -123,7 +123,7 @@
 //     A backend that cannot watch fds (evio) returns errors wrapping
 //     errors.ErrUnsupported for these; lookups and Blocking work on all.
 //
-// Measured on this project's 2-core machine while other work loaded it
+// Measured on a 2-core VM while other work loaded it
 // heavily (go test -tags cev -run XXX -bench 'TimerLateness|BlockingTrip'
 // -benchtime 2000x ./scheduler/, two runs, load average 12-19 and 24-26):
 // how late a task's 1 ms Sleep wakes, idle and beside 1,000 tasks blocked

@@ -108,9 +108,6 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	switch {
 	case kind == kindTCP:
 	case kind == kindUnix && sotype != unix.SOCK_DGRAM:
-		if !loop.Supports(h.loop, loop.CapUnix) {
-			return nil, opErr(nil, loop.Unsupported(h.loop, loop.CapUnix))
-		}
 	default:
 		return nil, badNetwork("listen", network, address)
 	}
@@ -283,9 +280,6 @@ func (h *Hub) DialContext(ctx context.Context, network, address string) (net.Con
 	}
 	if kind == kindUDP && !loop.Supports(h.loop, loop.CapPacket) {
 		return nil, opErr(nil, loop.Unsupported(h.loop, loop.CapPacket))
-	}
-	if kind == kindUnix && !loop.Supports(h.loop, loop.CapUnix) {
-		return nil, opErr(nil, loop.Unsupported(h.loop, loop.CapUnix))
 	}
 	if err := h.checkWatch(); err != nil {
 		return nil, opErr(nil, err)

@@ -197,10 +197,8 @@ func (s *soaker) run(base Sample) error {
 		return err
 	}
 	lns = append(lns, taskLn)
-	if loop.Supports(s.h, loop.CapUnix) {
-		if u, err := s.h.Listen("unix", filepath.Join(dir, "s")); err == nil {
-			lns = append(lns, u)
-		}
+	if u, err := s.h.Listen("unix", filepath.Join(dir, "s")); err == nil {
+		lns = append(lns, u)
 	}
 	var servers sync.WaitGroup
 	for i, ln := range lns {

@@ -37,7 +37,7 @@
 //
 // # evio's defects, and what neutralising each costs
 //
-// Figures from this project's 2-core VM (go test -bench 'Workarounds|
+// Figures from a 2-core VM (go test -bench 'Workarounds|
 // EchoPingPong' ./backends/evio/, and evhub bench; runs move by tens of
 // percent between runs).
 //
@@ -126,8 +126,8 @@
 // connection, 0.89× at 64 connections, and 0.49× with 16 KiB messages
 // (where the hub's echo reads and writes 4 KiB at a time, as the stdlib
 // row's code does, while raw evio echoes a message in one write). With one
-// P, callbacks yield after readying the loop goroutine; that lifted the
-// first two figures from 0.66× and 0.75×.
+// P, callbacks yield after readying the loop goroutine; without that
+// yield the same runs give 0.66× and 0.75× (see yield in events.go).
 //
 // # evio's private state
 //

@@ -252,8 +252,8 @@ func (sv *server) postE(fn func()) {
 // (BenchmarkWorkarounds/kick): a command's round trip 56 µs without, 9 µs
 // with. After posting events it yields only when the process has one P
 // (GOMAXPROCS=1, the bench's servers): there, on evhub bench, server CPU
-// per round trip against raw evio went from 0.66× to 0.81× (pingpong-1)
-// and 0.75× to 0.89× (pingpong-64); with more Ps another P steals the
+// per round trip against raw evio is 0.81× with the yield and 0.66×
+// without (pingpong-1), 0.89× and 0.75× (pingpong-64); with more Ps another P steals the
 // loop goroutine soon enough, and yielding made a one-connection echo
 // slower (BenchmarkEchoPingPong, GOMAXPROCS=2: 103 against 88 µs).
 func (sv *server) yield() {
