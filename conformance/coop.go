@@ -284,10 +284,10 @@ func coopCancel(t *testing.T, h *scheduler.Hub, block func(ctx context.Context) 
 func coopDeadline(t *testing.T, h *scheduler.Hub) {
 	c, _ := stdPair(t, h)
 	task := spawn(t, h, func(ctx context.Context) error {
-		if err := c.SetReadDeadline(time.Now().Add(30 * time.Millisecond)); err != nil {
+		t0 := time.Now() // before the deadline is computed, so "early" is never a few µs of setting it
+		if err := c.SetReadDeadline(t0.Add(30 * time.Millisecond)); err != nil {
 			return err
 		}
-		t0 := time.Now()
 		_, err := c.Read(make([]byte, 1))
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("Read error %v, want os.ErrDeadlineExceeded", err)

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/evhub/evhub/internal/nbsock"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -364,7 +365,7 @@ func (ln *listener) start() error {
 
 func (ln *listener) onAccept(loop.Events) {
 	for range 64 {
-		fd, _, err := unix.Accept4(ln.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, _, err := nbsock.Accept(ln.fd)
 		switch {
 		case err == nil:
 		case err == unix.EAGAIN:

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/internal/nbsock"
 )
 
 // listenSpec is a resolved stream address to listen on.
@@ -78,7 +80,7 @@ func resolveListen(network, address string) (listenSpec, error) {
 // replaces the resolved port (the later sockets of a SO_REUSEPORT group
 // bind the port the first one got).
 func listenFD(ls listenSpec, reusePort bool, port int) (int, error) {
-	s, err := unix.Socket(ls.fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	s, err := nbsock.Socket(ls.fam, unix.SOCK_STREAM, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}

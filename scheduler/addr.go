@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/internal/nbsock"
 )
 
 // netKind classifies a network name the way package net does.
@@ -49,7 +51,7 @@ var (
 func probeIPv6() {
 	ipv6Once.Do(func() {
 		try := func(v6only int, addr [16]byte) bool {
-			s, err := sysSocket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+			s, err := nbsock.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
 			if err != nil {
 				return false
 			}

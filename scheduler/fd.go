@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/evhub/evhub/internal/backoff"
+	"github.com/evhub/evhub/internal/nbsock"
 )
 
 // maxRW caps one read or write syscall, as internal/poll does.
@@ -245,7 +246,7 @@ func (fd *netFD) accept() (int, unix.Sockaddr, error) {
 				return -1, nil, err
 			}
 		default:
-			return -1, nil, os.NewSyscallError(acceptSyscall, err)
+			return -1, nil, os.NewSyscallError(nbsock.AcceptSyscall, err)
 		}
 	}
 }

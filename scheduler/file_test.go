@@ -89,10 +89,11 @@ func TestWaitFDHubClose(t *testing.T) {
 			require.NoError(t, err)
 			h, err := scheduler.New(l)
 			require.NoError(t, err)
-			var p [2]int
-			require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK))
-			defer unix.Close(p[0])
-			defer unix.Close(p[1])
+			r, w, err := os.Pipe()
+			require.NoError(t, err)
+			defer r.Close()
+			defer w.Close()
+			p := [2]int{int(r.Fd()), int(w.Fd())}
 			errc := make(chan error, 1)
 			go func() { errc <- h.WaitRead(context.Background(), p[0], time.Time{}) }()
 			time.Sleep(20 * time.Millisecond)

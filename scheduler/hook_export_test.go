@@ -6,6 +6,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/internal/nbsock"
 )
 
 // Fault injection for the scheduler's syscalls, in the manner of Go's
@@ -257,4 +259,4 @@ func init() {
 }
 
 // AcceptName is the syscall name in accept's errors on this platform.
-const AcceptName = acceptSyscall
+const AcceptName = nbsock.AcceptSyscall

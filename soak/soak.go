@@ -167,7 +167,16 @@ func (s *soaker) fail(err error) {
 	s.errOnce.Do(func() { s.err = err; s.cancel() })
 }
 
-func (s *soaker) stopping() bool { return s.ctx.Err() != nil }
+// stopping: the run is over (its context's deadline has passed, even if
+// the context's own timer has not run yet: a dial ended by that deadline
+// may return first).
+func (s *soaker) stopping() bool {
+	if s.ctx.Err() != nil {
+		return true
+	}
+	d, ok := s.ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
 
 func (s *soaker) run(base Sample) error {
 	dir, err := os.MkdirTemp("", "evsoak")

@@ -65,10 +65,10 @@
 //     removal that finds the request being woken at that moment fails with
 //     EALREADY and leaves it armed. A pending poll holds a reference to the
 //     fd's file, so a closed fd whose poll was not cancelled keeps its
-//     socket open (the peer never sees the FIN: found by the suite's
-//     100-connection stress case). Cancellations therefore reach the
-//     kernel with the next enter, at the latest when Run or RunOnce
-//     returns, and at once when Stop is called outside them.
+//     socket open (the peer never sees the FIN, a closed listener still
+//     takes connections: both found by the suite). Stop therefore submits
+//     its cancellation at once (one io_uring_enter, what epoll_ctl would
+//     cost); Modify's go out with the next enter.
 //   - A request the kernel ends on its own (a multishot one on CQ
 //     overflow, any one cancelled because the thread that submitted it
 //     exited) is submitted again; an fd found closed (a caller's bug) gets

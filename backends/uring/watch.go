@@ -183,12 +183,16 @@ func (w *watcher) Stop() error {
 	if l.closed || l.r == nil {
 		return nil
 	}
+	live := w.live
 	w.disarm()
 	l.slots[w.slot].w = nil
 	l.free = append(l.free, w.slot)
-	if !l.running {
-		// Outside Run, nothing would submit the removal soon, and until
-		// the kernel has it, it holds a reference to the fd's file.
+	if live {
+		// A pending poll holds a reference to the fd's file: until it is
+		// cancelled, closing the fd does not close the socket (a listener
+		// would still take connections). Cancel now, not with the next
+		// enter: the caller closes the fd next. When the request's wake-ups
+		// run on this thread, the file is released before this returns.
 		l.submitNow()
 	}
 	return nil

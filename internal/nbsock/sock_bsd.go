@@ -1,6 +1,6 @@
 //go:build darwin || freebsd || netbsd || openbsd || dragonfly
 
-package scheduler
+package nbsock
 
 import (
 	"syscall"
@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysSocket opens a non-blocking, close-on-exec socket. These systems lack
+// Socket opens a non-blocking, close-on-exec socket. These systems lack
 // SOCK_NONBLOCK; ForkLock keeps a concurrent fork from inheriting it.
-func sysSocket(family, sotype, proto int) (int, error) {
+func Socket(family, sotype, proto int) (int, error) {
 	syscall.ForkLock.RLock()
 	s, err := unix.Socket(family, sotype, proto)
 	if err == nil {
@@ -27,7 +27,8 @@ func sysSocket(family, sotype, proto int) (int, error) {
 	return s, nil
 }
 
-func sysAccept(s int) (int, unix.Sockaddr, error) {
+// Accept accepts a connection as a non-blocking, close-on-exec fd.
+func Accept(s int) (int, unix.Sockaddr, error) {
 	syscall.ForkLock.RLock()
 	ns, sa, err := unix.Accept(s)
 	if err == nil {
@@ -44,6 +45,6 @@ func sysAccept(s int) (int, unix.Sockaddr, error) {
 	return ns, sa, nil
 }
 
-// acceptSyscall names the accept call in errors: the call made here is
+// AcceptSyscall names the accept call in errors: the call made here is
 // accept(2) (net names accept4 on the BSDs that have it, accept on Darwin).
-const acceptSyscall = "accept"
+const AcceptSyscall = "accept"
