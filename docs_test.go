@@ -162,20 +162,27 @@ func TestDocumentedCommands(t *testing.T) {
 }
 
 // runTool runs an evhub subcommand: quick ones as written, long ones
-// (the suite, the bench) with -h.
+// (the suite, the bench, fuzz, soak) with -h, checking that each flag the
+// document gives exists.
 func runTool(t *testing.T, c *docCommand, exe string) {
 	require.NotEmpty(t, c.args, "%s: evhub without a subcommand", c.where)
 	args := c.args
-	long := map[string]bool{"compare": true, "bench": true, "conformance": true}
+	long := map[string]bool{"compare": true, "bench": true, "conformance": true, "fuzz": true, "soak": true}
 	if long[args[0]] {
-		args = append(args, "-h")
+		// The help alone; every flag the document gives must be in it.
+		args = []string{args[0], "-h"}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, exe, args...).CombinedOutput()
 	require.NoError(t, err, "%s: evhub %s:\n%s", c.where, strings.Join(args, " "), out)
 	if long[args[0]] {
-		assert.Contains(t, string(out), "-backend", "%s: the help lists the flags", c.where)
+		for _, a := range c.args[1:] {
+			if strings.HasPrefix(a, "-") {
+				name := strings.SplitN(a, "=", 2)[0]
+				assert.Regexp(t, "\n  "+regexp.QuoteMeta(name)+"[ \n]", string(out), "%s: flag %s is in evhub %s -h", c.where, name, args[0])
+			}
+		}
 	} else {
 		assert.Contains(t, string(out), "default", "%s: evhub %s", c.where, strings.Join(args, " "))
 	}
