@@ -304,7 +304,10 @@ func openFDs() map[string]string {
 		if name == self {
 			continue
 		}
-		target, _ := os.Readlink(fdDir + "/" + name)
+		target, err := os.Readlink(fdDir + "/" + name)
+		if err != nil {
+			continue // closed between the listing and now: not open
+		}
 		out[name] = target
 	}
 	return out
