@@ -74,22 +74,31 @@ func (sv *server) fdHeadroom() bool {
 }
 
 // closeListener stops accepting without stopping the server (which would
-// close every connection): the listening fds leave evio's poller and the
-// socket is shut down, so connecting fails with ECONNREFUSED. Evio
-// goroutine only.
-func (sv *server) closeListener() {
+// close every connection): the listening fds leave evio's poller, and
+// then the socket is shut down, so connecting fails with ECONNREFUSED;
+// done runs after that. Evio goroutine only.
+//
+// The shutdown waits for the next kick: evio may still hold an event of
+// the listener from the poll that ran this, and its accept on a shut-down
+// socket fails with EINVAL, which ends evio's whole server. A kick queued
+// now is seen by a later poll, which no longer reports the listener.
+func (sv *server) closeListener(done func()) {
 	if sv.lnClosed {
+		done()
 		return
 	}
 	sv.lnClosed = true
 	for _, fd := range sv.lnFDs {
 		_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
-	sv.lnMu.Lock()
-	if sv.lnDup >= 0 {
-		_ = unix.Shutdown(sv.lnDup, unix.SHUT_RDWR)
-	}
-	sv.lnMu.Unlock()
+	sv.exec(func() {
+		sv.lnMu.Lock()
+		if sv.lnDup >= 0 {
+			_ = unix.Shutdown(sv.lnDup, unix.SHUT_RDWR)
+		}
+		sv.lnMu.Unlock()
+		done()
+	})
 }
 
 // findListener returns evio's fds of the listening socket bound to addr,
@@ -174,7 +183,7 @@ func (ln *listener) Close() error {
 		sv := ln.sv
 		sv.lnClosing.Store(true)
 		done := make(chan struct{})
-		sv.exec(func() { sv.closeListener(); close(done) })
+		sv.exec(func() { sv.closeListener(func() { close(done) }) })
 		select {
 		case <-done:
 		case <-sv.done:
