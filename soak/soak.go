@@ -470,15 +470,19 @@ func (s *soaker) deadline(ln net.Listener, r *rand.Rand) {
 	defer c.Close()
 	n := 1 + r.IntN(4096)
 	p := payload(r.Uint64(), n)
+	// The server answers 100 ms after the request arrives, so a reply
+	// read less than 100 ms after start came from somewhere else; a 1-3
+	// ms deadline set before the request expires first. start is taken
+	// before the write: a goroutine descheduled between the write and a
+	// later clock reading would otherwise see a punctual reply as early.
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(time.Duration(1+r.IntN(3)) * time.Millisecond))
 	if _, err := c.Write(append(header(kindDelay, n), p...)); !s.check("write", err) {
 		return
 	}
-	// The server answers after 100 ms: a 1-3 ms deadline expires first.
-	start := time.Now()
-	_ = c.SetReadDeadline(start.Add(time.Duration(1+r.IntN(3)) * time.Millisecond))
 	got := make([]byte, n)
 	m, err := io.ReadFull(c, got)
-	if err == nil && time.Since(start) >= 90*time.Millisecond {
+	if err == nil && time.Since(start) >= 100*time.Millisecond {
 		// The deadline's timer ran later than the server's answer: a
 		// starved machine, not a wrong result.
 		s.c.conns.Add(1)
