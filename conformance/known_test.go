@@ -35,6 +35,14 @@ import (
 //     (scheduler/stream.go) only stops reading and does not shut the
 //     socket down, as its comment says, because evio would take the EOF
 //     for the peer's and close the connection.
+//   - uring-closed-unixgram-peer-writeto (rare: once in 60,000
+//     operations, `evhub fuzz -backend uring -ops 60000 -seed 11
+//     -workers 4`): A closes its unixgram socket; B's WriteTo A's path
+//     fails with ECONNREFUSED on net and succeeds on uring: the socket
+//     outlived Close. backends/uring's Watcher.Stop submits the
+//     cancellation of a pending poll request, which holds a reference to
+//     the fd's file, without always reaping it before it returns, so the
+//     hub's close of the fd does not yet close the socket.
 func TestKnownDivergences(t *testing.T) {
 	files, err := filepath.Glob("testdata/known-divergences/*")
 	require.NoError(t, err)
@@ -49,7 +57,11 @@ func TestKnownDivergences(t *testing.T) {
 			h, err := evhub.Open(backend)
 			require.NoError(t, err)
 			defer func() { require.NoError(t, h.Close()) }()
-			for range 10 {
+			runs := 10
+			if rareDivergences[name] {
+				runs = 30
+			}
+			for range runs {
 				_, err := conformance.Differential(h, t.TempDir(), input)
 				var d *conformance.Divergence
 				if errors.As(err, &d) {
@@ -58,10 +70,19 @@ func TestKnownDivergences(t *testing.T) {
 				}
 				require.NoError(t, err)
 			}
-			t.Errorf("%s no longer diverges from net in 10 runs: fixed? move it to testdata/fuzz/FuzzHubs", name)
+			if rareDivergences[name] {
+				t.Logf("%s did not diverge in %d runs: it depends on timing, and is kept until its cause is fixed", name, runs)
+				return
+			}
+			t.Errorf("%s no longer diverges from net in %d runs: fixed? move it to testdata/fuzz/FuzzHubs", name, runs)
 		})
 	}
 }
+
+// rareDivergences are the known divergences that depend on timing so much
+// that a run of their input often does not show them: not reproducing one
+// is logged, not a failure.
+var rareDivergences = map[string]bool{"uring-closed-unixgram-peer-writeto": true}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
