@@ -78,8 +78,8 @@ import (
 //     (Off Linux, 1 ms passes instead.) A unix socket has no RST in
 //     flight (its peer's close or shutdown is the kernel's state at
 //     once), so its writes wait for nothing; a Close that releases a
-//     blocked write waits after the peer drained the bytes the FIN
-//     queues behind. Whether the peer has the FIN by the time Close
+//     blocked write, with nothing unread on its end, waits after the
+//     peer drained the bytes its FIN queues behind. Whether the peer has the FIN by the time Close
 //     returns, as with net, is checked on its own by
 //     TestCloseReachesPeer in this package's tests.
 //  7. Both ends of a stream pair, on both sides, get SO_RCVBUF and
@@ -842,14 +842,22 @@ func (s *fuzzSide) blockedWrite(e, peer *fuzzEnd, b byte) string {
 		time.Sleep(2 * time.Millisecond)
 		_ = e.c.Close()
 		e.closed, peer.peerGone = true, true
+		// Rule 6: a close with bytes unread (or with CloseRead, after
+		// which the kernel may have taken bytes the sequence does not
+		// count) resets the connection at once, and the peer's drain
+		// then meets the RST; the settling comes first, as after any
+		// Close. Otherwise the FIN queues behind the bytes the peer has
+		// not read: the settling comes after the drain.
+		if len(e.inbox) > 0 || e.shutRD {
+			s.settle(e, false)
+		} else {
+			defer s.settle(e, false)
+		}
 		select {
 		case err = <-ch:
 		case <-time.After(fuzzStuck):
 			return e.name + " blocked write released by Close: stuck"
 		}
-		// Rule 6 once the peer has drained: the FIN queues behind the
-		// bytes the peer has not read.
-		defer s.settle(e, false)
 	}
 	// Drain what this side's kernel took (rule 4).
 	_ = peer.c.SetReadDeadline(time.Now().Add(10 * time.Second))
