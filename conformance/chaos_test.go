@@ -56,12 +56,14 @@ func chaosHub(name string, seed uint64, k *atomic.Uint64, opt chaos.Options) (*s
 // late timers, posts cut short): the scheduler must be correct on any
 // loop that keeps the contract, not only on punctual ones.
 //
-// It takes minutes per backend and seed (16 min for three backends and
-// two seeds under -race on a loaded 2-core machine), so it runs when
-// EVHUB_CHAOS=1; CI runs it without the stress area, whose cases are
-// bounded in time and run unwrapped already:
+// It takes minutes per backend and seed under -race on a loaded 2-core
+// machine, so it runs when EVHUB_CHAOS=1. CI (.ci/run) runs it with seed
+// 1 and without the stress area and the few cases whose timing bound
+// cannot hold under chaos lateness, each named and justified there:
 //
-//	EVHUB_CHAOS=1 go test -race -run 'TestChaos' -skip 'TestChaosHubs/.*/stress' ./conformance/
+//	EVHUB_CHAOS=1 EVHUB_CHAOS_SEEDS=1 go test -race -run 'TestChaos' \
+//	  -skip 'TestChaosHubs/.*/.*/stress|TestChaosHubs/.*/.*/deadline/(PastFailsPendingWriteTCP|ZeroClears)|TestChaosHubs/.*/.*/close/Unblocks(Write|ReadAndWrite|Many)TCP' \
+//	  ./conformance/
 func TestChaosHubs(t *testing.T) {
 	chaosEnabled(t)
 	for _, name := range loop.Names() {

@@ -63,7 +63,11 @@ import (
 //  4. The n of a write released by its deadline while the kernel's buffer
 //     is full, or by Close, is how many bytes the kernel took meanwhile:
 //     it is not compared. The peer then drains exactly what its own side
-//     wrote, and the bytes must be the prefix of what was written.
+//     wrote, and the bytes must be the prefix of what was written. When
+//     the Close resets the connection (its end had bytes unread, or had
+//     called CloseRead), the bytes its kernel still held are lost, as
+//     many as timing decides: the peer's bytes must be a prefix of what
+//     was written, their count is not compared.
 //  5. Writes never leave more than 48 KiB unread (a write op is trimmed
 //     to fit), so only the operations meant to block can block; datagrams
 //     queue at most 8 and 70,000 bytes per end, so loopback never drops
@@ -825,8 +829,11 @@ func (s *fuzzSide) blockedWrite(e, peer *fuzzEnd, b byte) string {
 	}
 	_ = e.c.SetWriteDeadline(time.Now().Add(3 * time.Millisecond))
 	e.dl[1] = dlPast
-	var n int
-	var err error
+	var (
+		n     int
+		err   error
+		reset bool
+	)
 	how := "its deadline"
 	if b&1 == 0 {
 		n, err = e.c.Write(p)
@@ -840,15 +847,17 @@ func (s *fuzzSide) blockedWrite(e, peer *fuzzEnd, b byte) string {
 			ch <- werr
 		}()
 		time.Sleep(2 * time.Millisecond)
+		// A close with bytes unread (or with CloseRead, after which the
+		// kernel may have taken bytes the sequence does not count)
+		// resets the connection at once: the bytes the closing kernel
+		// still held are lost, and how many depends on timing.
+		reset = len(e.inbox) > 0 || e.shutRD
 		_ = e.c.Close()
 		e.closed, peer.peerGone = true, true
-		// Rule 6: a close with bytes unread (or with CloseRead, after
-		// which the kernel may have taken bytes the sequence does not
-		// count) resets the connection at once, and the peer's drain
-		// then meets the RST; the settling comes first, as after any
+		// Rule 6: after a reset the settling comes first, as after any
 		// Close. Otherwise the FIN queues behind the bytes the peer has
 		// not read: the settling comes after the drain.
-		if len(e.inbox) > 0 || e.shutRD {
+		if reset {
 			s.settle(e, false)
 		} else {
 			defer s.settle(e, false)
@@ -864,6 +873,11 @@ func (s *fuzzSide) blockedWrite(e, peer *fuzzEnd, b byte) string {
 	got := make([]byte, n)
 	m, rerr := io.ReadFull(peer.c, got)
 	_ = peer.c.SetReadDeadline(peer.dlAt[0])
+	if reset {
+		// Rule 4: the peer's bytes must be a prefix of those written.
+		prefix := m <= n && string(got[:m]) == string(p[:m])
+		return fmt.Sprintf("%s blocked write released by Close (reset): n<=len %v %s; what the peer drained is a prefix of them %v", e.name, n <= len(p), s.err(err), prefix)
+	}
 	same := m == n && rerr == nil && string(got) == string(p[:n])
 	return fmt.Sprintf("%s blocked write released by %s: n<=len %v %s; peer drained them intact %v", e.name, how, n <= len(p), s.err(err), same)
 }
