@@ -871,13 +871,27 @@ func (s *fuzzSide) blockedWrite(e, peer *fuzzEnd, b byte) string {
 	// Drain what this side's kernel took (rule 4).
 	_ = peer.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got := make([]byte, n)
-	m, rerr := io.ReadFull(peer.c, got)
-	_ = peer.c.SetReadDeadline(peer.dlAt[0])
 	if reset {
 		// Rule 4: the peer's bytes must be a prefix of those written.
-		prefix := m <= n && string(got[:m]) == string(p[:m])
+		// It reads until the reset's error (or EOF), so that what its
+		// next read returns does not depend on how much was lost.
+		m := 0
+		for {
+			k, rerr := peer.c.Read(got[m:])
+			m += k
+			if rerr != nil || k == 0 && m == n {
+				if rerr == nil {
+					_, _ = peer.c.Read(make([]byte, 1))
+				}
+				break
+			}
+		}
+		_ = peer.c.SetReadDeadline(peer.dlAt[0])
+		prefix := string(got[:m]) == string(p[:m])
 		return fmt.Sprintf("%s blocked write released by Close (reset): n<=len %v %s; what the peer drained is a prefix of them %v", e.name, n <= len(p), s.err(err), prefix)
 	}
+	m, rerr := io.ReadFull(peer.c, got)
+	_ = peer.c.SetReadDeadline(peer.dlAt[0])
 	same := m == n && rerr == nil && string(got) == string(p[:n])
 	return fmt.Sprintf("%s blocked write released by %s: n<=len %v %s; peer drained them intact %v", e.name, how, n <= len(p), s.err(err), same)
 }
