@@ -32,7 +32,7 @@ func runFuzz(args []string) error {
 	ops := fs.Int64("ops", 1_000_000, "stop after this many operations (0: no limit)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: no limit)")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
-	workers := fs.Int("workers", 4, "inputs run concurrently (most of an input's time is waiting: a deadline, a parked operation, a peer's FIN)")
+	workers := fs.Int("workers", 8, "inputs run concurrently (most of an input's time is waiting: a deadline, a parked operation, a peer's FIN)")
 	every := fs.Duration("interval", 10*time.Second, "progress report interval")
 	out := fs.String("o", "", "file for a diverging input (default: fuzz-divergence-<seed>)")
 	keepGoing := fs.Bool("keep-going", false, "count divergences by kind and go on (each kind's first input saved as <o>-<n>)")
