@@ -84,7 +84,10 @@ import (
 //     flight (its peer's close or shutdown is the kernel's state at
 //     once), so its writes wait for nothing; a Close that releases a
 //     blocked write, with nothing unread on its end, waits after the
-//     peer drained the bytes its FIN queues behind. Whether the peer has
+//     peer drained the bytes its FIN queues behind. After a CloseWrite
+//     on a tcp end whose peer is closed, the next operation waits (at
+//     most 100 ms) until the end's FIN is acknowledged (TCP_INFO's state
+//     is past FIN_WAIT1, CLOSING and LAST_ACK). Whether the peer has
 //     the FIN by the time Close returns, as with net, is checked on its
 //     own by TestCloseReachesPeer in this package's tests.
 //  7. Both ends of a stream pair, on both sides, get SO_RCVBUF and
@@ -591,6 +594,11 @@ func (s *fuzzSide) settle(x *fuzzEnd, rst bool) {
 	}
 	if p := x.other; p != nil && !p.closed && p.c != nil {
 		waitHangup(p.c, false, 100*time.Millisecond)
+	} else if p != nil && p.closed && !x.closed && x.c != nil && s.network == "tcp" {
+		// The peer is closed: nobody reads the FIN, but whether its
+		// kernel has acknowledged it decides x's state (LAST_ACK or
+		// CLOSE, and so what a shutdown of x returns).
+		waitFinAcked(x.c, 100*time.Millisecond)
 	}
 }
 

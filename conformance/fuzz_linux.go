@@ -41,3 +41,28 @@ func waitHangup(c net.Conn, rstOnly bool, d time.Duration) {
 		time.Sleep(20 * time.Microsecond)
 	}
 }
+
+// waitFinAcked waits, for at most d, until c's TCP state says its FIN was
+// acknowledged: not FIN_WAIT1, CLOSING or LAST_ACK (rule 6).
+func waitFinAcked(c net.Conn, d time.Duration) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		time.Sleep(time.Millisecond)
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	const finWait1, closing, lastAck = 4, 11, 9
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		pending := false
+		if rc.Control(func(fd uintptr) {
+			info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+			pending = err == nil && (info.State == finWait1 || info.State == closing || info.State == lastAck)
+		}) != nil || !pending {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+}

@@ -43,6 +43,21 @@ import (
 //     cancellation of a pending poll request, which holds a reference to
 //     the fd's file, without always reaping it before it returns, so the
 //     hub's close of the fd does not yet close the socket.
+//   - evio-closeread-after-fin-acked: B closed, A read its EOF and
+//     called CloseWrite, and B's kernel acknowledged A's FIN: A's socket
+//     is closed in the kernel, and CloseRead fails with ENOTCONN on net
+//     and succeeds on evio, whose streamConn.CloseRead (see above) makes
+//     no shutdown call to fail.
+//   - cev-write-after-peer-close-rst (rare: three times in about 15
+//     million operations on cev and netpoll, in both directions): A
+//     closed; B wrote; then B's write of 0 bytes fails with EPIPE on one
+//     side and succeeds on the other, so one side's kernel had B's RST
+//     and the other's had not, though rule 6 waited 100 ms for it, and
+//     B's reads had returned EOF on both. Not established where it
+//     lives: a closed end that became a FIN_WAIT2 timewait socket
+//     answers data outside its window with an ACK and no RST, which
+//     would make the reset a matter of timing in the kernel, not in
+//     either network.
 func TestKnownDivergences(t *testing.T) {
 	files, err := filepath.Glob("testdata/known-divergences/*")
 	require.NoError(t, err)
@@ -82,7 +97,10 @@ func TestKnownDivergences(t *testing.T) {
 // rareDivergences are the known divergences that depend on timing so much
 // that a run of their input often does not show them: not reproducing one
 // is logged, not a failure.
-var rareDivergences = map[string]bool{"uring-closed-unixgram-peer-writeto": true}
+var rareDivergences = map[string]bool{
+	"uring-closed-unixgram-peer-writeto": true,
+	"cev-write-after-peer-close-rst":     true,
+}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
