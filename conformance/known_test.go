@@ -58,6 +58,14 @@ import (
 //     answers data outside its window with an ACK and no RST, which
 //     would make the reset a matter of timing in the kernel, not in
 //     either network.
+//   - netpoll-closewrite-after-peer-close (rare: once in about 5
+//     million operations, with rule 6's wait for A's FIN to be
+//     acknowledged in place): B closed, A called CloseWrite; a second
+//     CloseWrite of A, twelve operations later, fails with ENOTCONN on
+//     net (A's socket closed in the kernel) and succeeds on the hub (it
+//     was not yet). Not established where it lives; the same family as
+//     cev-write-after-peer-close-rst: the state of a tcp end whose peer
+//     closed, which poll cannot tell.
 func TestKnownDivergences(t *testing.T) {
 	files, err := filepath.Glob("testdata/known-divergences/*")
 	require.NoError(t, err)
@@ -98,8 +106,9 @@ func TestKnownDivergences(t *testing.T) {
 // that a run of their input often does not show them: not reproducing one
 // is logged, not a failure.
 var rareDivergences = map[string]bool{
-	"uring-closed-unixgram-peer-writeto": true,
-	"cev-write-after-peer-close-rst":     true,
+	"uring-closed-unixgram-peer-writeto":  true,
+	"cev-write-after-peer-close-rst":      true,
+	"netpoll-closewrite-after-peer-close": true,
 }
 
 func contains(list []string, s string) bool {
