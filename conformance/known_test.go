@@ -35,9 +35,9 @@ import (
 //     (scheduler/stream.go) only stops reading and does not shut the
 //     socket down, as its comment says, because evio would take the EOF
 //     for the peer's and close the connection.
-//   - uring-closed-unixgram-peer-writeto (rare: once in 60,000
-//     operations, `evhub fuzz -backend uring -ops 60000 -seed 11
-//     -workers 4`): A closes its unixgram socket; B's WriteTo A's path
+//   - uring-closed-unixgram-peer-writeto (once in 60,000 operations
+//     with `evhub fuzz -backend uring -ops 60000 -seed 11 -workers 4`,
+//     often with 8 inputs at once on an idle machine): A closes its unixgram socket; B's WriteTo A's path
 //     fails with ECONNREFUSED on net and succeeds on uring: the socket
 //     outlived Close. backends/uring's Watcher.Stop submits the
 //     cancellation of a pending poll request, which holds a reference to
