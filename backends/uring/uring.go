@@ -293,7 +293,7 @@ func (l *Loop) iterate(block bool) int {
 			}
 		}
 	}
-	if wait || l.r.pending() > 0 || l.r.overflowed() {
+	if wait || l.r.pending() > 0 || l.r.overflowed() || l.r.taskRun() {
 		l.submit(wait, timeout)
 	}
 	l.sleeping.Store(false)
