@@ -318,11 +318,12 @@ func (r *ring) ready() bool {
 	return atomic.LoadUint32(r.cqTail) != atomic.LoadUint32(r.cqHead)
 }
 
-// reap appends the CQ's completions to dst and frees their slots.
-func (r *ring) reap(dst []cqe) []cqe {
+// reap appends the CQ's completions to dst, until dst holds max of them
+// (no bound if max <= 0), and frees their slots.
+func (r *ring) reap(dst []cqe, max int) []cqe {
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail)
-	for ; head != tail; head++ {
+	for ; head != tail && (max <= 0 || len(dst) < max); head++ {
 		dst = append(dst, r.cqes[head&r.cqMask])
 	}
 	atomic.StoreUint32(r.cqHead, head)

@@ -34,6 +34,7 @@ func init() {
 const (
 	sqEntries = 256
 	cqEntries = 4096
+	maxBatch  = 256 // completions copied out of the CQ at a time
 )
 
 // spinLooks is how many iterations after one that ran callbacks look at
@@ -91,21 +92,23 @@ type Loop struct {
 	// Loop goroutine only from here on.
 	closed   bool
 	running  bool
-	readLive bool // the eventfd read is in the kernel
-	readied  bool // the last iteration ran callbacks: Gosched before sleeping
-	spin     int  // looks without sleeping left before the next wait
-	slots    []slot
-	free     []int32
+	readLive bool       // the eventfd read is in the kernel
+	readied  bool       // the last iteration ran callbacks: Gosched before sleeping
+	spin     int        // looks without sleeping left before the next wait
+	slots    []*watcher // by slot; nil when free
+	free     []freeSlot
 	arms     []*watcher // watchers whose poll request goes out with the next enter
 	cqes     []cqe      // the batch being dispatched, from cqi on
 	cqi      int
 }
 
-// slot names one watcher to the kernel; gen changes each time a request
-// of the slot is abandoned, so its late completions are recognised.
-type slot struct {
-	w   *watcher
-	gen uint32
+// freeSlot is a slot without a watcher and the generation its next
+// watcher starts at: a generation changes each time a request is
+// abandoned (Stop, Modify), so its late completions are recognised, also
+// after the slot passed to another watcher.
+type freeSlot struct {
+	slot int32
+	gen  uint32
 }
 
 // New opens an io_uring loop: a ring (one fd, two mappings) and an
@@ -329,7 +332,7 @@ func (l *Loop) submit(wait bool, timeout int64) {
 			return
 		}
 		// The CQ is full: take what is there (dispatched next), retry.
-		l.takeCQEs()
+		l.takeCQEs(0)
 		wait = false
 	}
 }
@@ -372,27 +375,37 @@ func (l *Loop) armWake() {
 	l.readLive = true
 }
 
-// takeCQEs moves the CQ's completions to the dispatch queue.
-func (l *Loop) takeCQEs() {
+// takeCQEs moves the CQ's completions to the dispatch queue, until it
+// holds max (no bound if max <= 0).
+func (l *Loop) takeCQEs(max int) {
 	if l.cqi > 0 {
 		n := copy(l.cqes, l.cqes[l.cqi:])
 		l.cqes, l.cqi = l.cqes[:n], 0
 	}
-	l.cqes = l.r.reap(l.cqes)
+	l.cqes = l.r.reap(l.cqes, max)
 }
 
-// dispatch runs the callbacks of the completions collected so far. A
-// completion stays queued until its callback has run, so one that panics
-// leaves the rest for the next iteration.
+// dispatch runs the callbacks of the completions in the CQ, taken
+// maxBatch at a time so that the queue stays small (a CQ of 4,096
+// completions copied at once would keep 64 KiB); it takes at most as
+// many batches as the CQ holds completions, so a stream of new ones cannot
+// hold the iteration. A completion stays queued until its callback has
+// run, so one that panics leaves the rest for the next iteration.
 func (l *Loop) dispatch() int {
-	l.takeCQEs()
 	ran := 0
-	for l.cqi < len(l.cqes) && !l.closed {
-		c := l.cqes[l.cqi]
-		l.cqi++
-		ran += l.complete(c)
-	}
-	if l.cqi >= len(l.cqes) {
+	for range cqEntries / maxBatch {
+		l.takeCQEs(maxBatch)
+		if len(l.cqes) == 0 {
+			break
+		}
+		for l.cqi < len(l.cqes) && !l.closed {
+			c := l.cqes[l.cqi]
+			l.cqi++
+			ran += l.complete(c)
+		}
+		if l.closed {
+			break
+		}
 		l.cqes, l.cqi = l.cqes[:0], 0
 	}
 	return ran
@@ -412,24 +425,22 @@ func (l *Loop) complete(c cqe) int {
 	if int(i) >= len(l.slots) {
 		return 0
 	}
-	s := &l.slots[i]
-	w := s.w
-	if w == nil || s.gen&genMask != uint32(c.userData>>32)&genMask {
+	w := l.slots[i]
+	if w == nil || w.gen != uint32(c.userData>>32)&genMask {
 		return 0 // a request abandoned by Stop or Modify
 	}
-	if c.flags&cqeFMore == 0 {
-		w.live = false
-	}
+	live := c.flags&cqeFMore != 0
+	w.set(fLive, live)
 	var ev loop.Events
 	switch {
 	case c.res >= 0:
 		ev = decode(uint32(c.res)) & w.ev
-		if !w.live {
+		if !live {
 			// A one-shot (level) request has fired, or the kernel ended a
 			// multishot one (CQ overflow): arm the next.
 			w.queueArm()
 		}
-	case c.res == -int32(unix.ECANCELED) && !w.live:
+	case c.res == -int32(unix.ECANCELED) && !live:
 		// Cancelled by the kernel, not by us (our removals change gen):
 		// the thread that submitted it exited. Arm it again.
 		w.queueArm()
@@ -439,7 +450,7 @@ func (l *Loop) complete(c cqe) int {
 		// the next syscall surfaces the error, and arm no more until a
 		// Modify.
 		ev = w.ev
-		w.dead = true
+		w.set(fDead, true)
 	}
 	if ev == 0 {
 		return 0
@@ -490,9 +501,9 @@ func (l *Loop) Close() error {
 	l.sigs.Close()
 	l.posts.Close()
 	for i := range l.slots {
-		if w := l.slots[i].w; w != nil {
-			w.stopped = true
-			l.slots[i].w = nil
+		if w := l.slots[i]; w != nil {
+			w.set(fStopped, true)
+			l.slots[i] = nil
 		}
 	}
 	l.arms = nil
@@ -523,7 +534,7 @@ func (l *Loop) release() error {
 				errs = append(errs, err)
 				break
 			}
-			for _, c := range l.r.reap(nil) {
+			for _, c := range l.r.reap(nil, 0) {
 				if c.userData == wakeData {
 					l.readLive = false
 				}

@@ -177,18 +177,18 @@ func TestCancelledByKernel(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.RunOnce(false))
 	wi := w.(*watcher)
-	require.True(t, wi.live)
+	require.True(t, wi.is(fLive))
 	// Cancel it behind the watcher's back, keeping its generation.
 	s := l.sqe()
 	s.opcode = opAsyncCancel
-	s.addr = watchData(wi.slot, l.slots[wi.slot].gen)
+	s.addr = watchData(wi.slot, wi.gen)
 	s.userData = ignoreData
-	cancelled := l.slots[wi.slot].gen
+	cancelled := wi.gen
 	for range 20 {
 		require.NoError(t, l.RunOnce(false))
 		time.Sleep(time.Millisecond)
 	}
-	assert.Equal(t, cancelled, l.slots[wi.slot].gen, "the watcher's generation is unchanged")
+	assert.Equal(t, cancelled, wi.gen, "the watcher's generation is unchanged")
 	assert.Zero(t, fired)
 	_, err = unix.Write(b, []byte{1})
 	require.NoError(t, err)
@@ -370,7 +370,7 @@ func BenchmarkSubmit(b *testing.B) {
 				if err := r.enter(false, -1); err != nil {
 					b.Fatal(err)
 				}
-				cqes = r.reap(cqes[:0])
+				cqes = r.reap(cqes[:0], 0)
 				if len(cqes) != n {
 					b.Fatalf("%d completions for %d NOPs", len(cqes), n)
 				}
