@@ -56,9 +56,13 @@ func watchData(slot int32, gen uint32) uint64 {
 }
 
 var (
-	wakeData   = uint64(kindWake) << 56
-	ignoreData = uint64(kindIgnore) << 56
+	wakeData      = uint64(kindWake) << 56
+	ignoreData    = uint64(kindIgnore) << 56
+	cancelAllData = uint64(kindIgnore)<<56 | 1 // Close's cancellation of every request
 )
+
+// IORING_ASYNC_CANCEL_ANY: cancel every request (Linux 5.19).
+const cancelAny = 1 << 2
 
 // ErrWatcherStopped is wrapped by the error of Modify on a stopped
 // watcher.
@@ -100,6 +104,12 @@ type Loop struct {
 	arms     []*watcher // watchers whose poll request goes out with the next enter
 	cqes     []cqe      // the batch being dispatched, from cqi on
 	cqi      int
+
+	// Completion I/O (compio.go): made on first use.
+	br       *bufRing
+	ops      []*op // Recvs and Sends by slot; nil when free
+	freeOps  []freeSlot
+	inflight int // Sends in the kernel
 }
 
 // freeSlot is a slot without a watcher and the generation its next
@@ -418,6 +428,8 @@ func (l *Loop) complete(c cqe) int {
 		l.readLive = false
 		return 0
 	case kindWatch:
+	case kindRecv, kindSend:
+		return l.completeOp(c)
 	default:
 		return 0
 	}
@@ -507,6 +519,11 @@ func (l *Loop) Close() error {
 		}
 	}
 	l.arms = nil
+	for _, o := range l.ops {
+		if o != nil {
+			o.recv, o.send = nil, nil
+		}
+	}
 	if l.running {
 		l.stopReq.Store(true)
 		return nil // leave releases
@@ -514,29 +531,35 @@ func (l *Loop) Close() error {
 	return l.release()
 }
 
-// release cancels the eventfd read (the kernel must not write efdBuf
-// once the loop is gone) and closes the ring and the eventfd.
+// release cancels what may still write into the loop's memory (the
+// eventfd read into efdBuf, receives into the provided buffers) or read
+// from its callers' (sends), waits for that, and closes the ring and the
+// eventfd.
 func (l *Loop) release() error {
 	if l.r == nil {
 		return nil
 	}
 	var errs []error
-	if l.readLive {
+	if l.readLive || l.br != nil || l.inflight > 0 {
+		cancelled := false
 		if s := l.r.get(); s != nil {
 			s.opcode = opAsyncCancel
-			s.addr = wakeData
-			s.userData = ignoreData
+			s.opFlags = cancelAny
+			s.userData = cancelAllData
 		}
-		// Bounded: a read is cancelled at once, or completes.
+		// Bounded: every request is cancelled at once, or completes.
 		deadline := time.Now().Add(time.Second)
-		for l.readLive && time.Now().Before(deadline) {
+		for (!cancelled || l.readLive) && time.Now().Before(deadline) {
 			if err := l.r.enter(true, int64(10*time.Millisecond)); err != nil {
 				errs = append(errs, err)
 				break
 			}
 			for _, c := range l.r.reap(nil, 0) {
-				if c.userData == wakeData {
+				switch c.userData {
+				case wakeData:
 					l.readLive = false
+				case cancelAllData:
+					cancelled = true
 				}
 			}
 		}
@@ -549,6 +572,12 @@ func (l *Loop) release() error {
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
 	l.slots, l.free, l.cqes, l.cqi = nil, nil, nil, 0
+	l.ops, l.freeOps, l.inflight = nil, nil, 0
+	if l.br != nil {
+		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
+		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))
+		l.br = nil
+	}
 	l.timers = loop.NewTimerHeap() // pending timers never fire; drop them
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("uring: close: %w", err)
