@@ -246,3 +246,44 @@ func serveEcho(l *Loop, fd int, completion bool) error {
 	})
 	return err
 }
+
+// TestCompletionSyscallErrors: a failed receive or send reaches its
+// callback once, as a *os.SyscallError with the kernel's errno.
+func TestCompletionSyscallErrors(t *testing.T) {
+	l := newLoop(t)
+	// recv(2) on a pipe: ENOTSOCK.
+	fds := make([]int, 2)
+	require.NoError(t, unix.Pipe2(fds, unix.O_NONBLOCK|unix.O_CLOEXEC))
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	var recvErr error
+	calls := 0
+	_, err := l.Recv(fds[0], func(p []byte, err error) {
+		calls++
+		recvErr = err
+	})
+	require.NoError(t, err)
+	_, err = unix.Write(fds[1], []byte("x"))
+	require.NoError(t, err)
+	runUntil(t, l, func() bool { return recvErr != nil })
+	var se *os.SyscallError
+	require.ErrorAs(t, recvErr, &se)
+	assert.Equal(t, "recv", se.Syscall)
+	assert.ErrorIs(t, recvErr, unix.ENOTSOCK)
+	// A send to a peer that has gone: EPIPE (MSG_NOSIGNAL: no SIGPIPE).
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	a := sp[0]
+	defer unix.Close(a)
+	require.NoError(t, unix.Close(sp[1]))
+	var sendErr error
+	sent := -1
+	require.NoError(t, l.Send(a, []byte("hello"), func(n int, err error) { sent, sendErr = n, err }))
+	runUntil(t, l, func() bool { return sent >= 0 })
+	assert.Zero(t, sent)
+	assert.ErrorIs(t, sendErr, unix.EPIPE)
+	for range 5 {
+		require.NoError(t, l.RunOnce(false))
+	}
+	assert.Equal(t, 1, calls, "a failed receive is reported once")
+}
