@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/evhub/evhub/internal/nbsock"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -365,7 +364,7 @@ func (ln *listener) start() error {
 
 func (ln *listener) onAccept(loop.Events) {
 	for range 64 {
-		fd, _, err := nbsock.Accept(ln.fd)
+		fd, err := acceptFD(ln.fd)
 		switch {
 		case err == nil:
 		case err == unix.EAGAIN:
