@@ -173,6 +173,12 @@ func New(h Handler, opt Options) (*Server, error) {
 		loops = append(loops, l)
 	}
 	for i, l := range loops {
+		if sp, ok := l.(loop.Spinner); ok {
+			// The callbacks answer I/O with I/O and seldom wake a
+			// goroutine: polls after each batch would be system calls
+			// for nothing.
+			sp.SetSpin(0)
+		}
 		el := newEventLoop(s, i, l)
 		s.els = append(s.els, el)
 		go func() {
