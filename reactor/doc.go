@@ -106,16 +106,23 @@
 // (loop.Spinner: cev) are told not to: the reactor's callbacks answer I/O
 // with I/O, and each such poll is a system call per round trip.
 //
-//	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
+//	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000 -reps 3 -duration 1s -warmup 250ms -micro 0
 //	    server CPU per round trip, medians of three, row ÷ raw at 1 / 64
-//	    / 1,000 connections: reactor-gnet ÷ raw gnet 0.99 / 1.20 / 1.30,
-//	    reactor-cev ÷ raw libev (C) 1.00 / 1.02 / 1.87; in this run the
-//	    reactor rows at 64 and 1,000 connections got a fraction of the
-//	    server's core (reactor-gnet 7% and 19% busy, 4,100 and 9,637
-//	    round trips/s against raw gnet's 27%, 37%, 19,565 and 19,650):
-//	    starved by other work, a server polls more per round trip, so
-//	    those ratios measure the machine, and only the one-connection
-//	    column, where every row is latency-bound, compares the servers
+//	    / 1,000 connections, two runs of the command a few minutes apart
+//	    (load average 13 to 15 on the 2 cores):
+//	    reactor-gnet ÷ raw gnet       0.99 / 1.20 / 1.30 and 1.15 / 0.81 / 0.96
+//	    reactor-cev ÷ raw libev (C)   1.00 / 1.02 / 1.87 and 1.27 / 1.23 / 1.89
+//	    In the first run the reactor rows at 64 and 1,000 connections got
+//	    a fraction of the server's core (reactor-gnet 7% busy at 4,100
+//	    round trips/s against raw gnet's 27% at 19,565): on this machine a
+//	    single ratio moves by ±25% from run to run, and only the direction
+//	    of several runs says anything. The one that holds in both is
+//	    reactor-cev at 1,000 connections: raw libev's echo is C from end
+//	    to end, inside one ev_run, while the reactor's reads and writes
+//	    are Go system calls (the runtime's entry and exit on each) and
+//	    every iteration of the cev loop is one cgo call; the reactor's own
+//	    functions are under 2% of the server's samples there
+//	    (perf record on the server process).
 //
 // # Sockets
 //
