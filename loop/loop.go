@@ -40,7 +40,7 @@
 // suite can show the case as "n/a" with the reason instead of passing it.
 // Extra powers are optional interfaces discovered by type assertion, in the
 // manner of database/sql/driver: [EdgeWatcher] for edge-triggered
-// registrations.
+// registrations, [Completer] for I/O the loop does itself (completions).
 package loop
 
 import (

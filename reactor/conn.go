@@ -22,22 +22,29 @@ import (
 // nothing else. Input left over from OnData and output the kernel has not
 // taken live in pooled buffers that are returned the moment they empty.
 type Conn struct {
-	el    *eventLoop
-	fd    int32
-	flags uint32
-	w     loop.IOWatcher
-	ctx   any
+	el  *eventLoop
+	w   loop.IOWatcher
+	ctx any
+	b   *connBufs  // input left over and output pending; nil when there is neither
+	x   *connExtra // what only some connections use; nil until one does
 
-	in, out         []byte // pooled; live bytes are in[inHead:], out[outHead:]
+	// backlog is the output AsyncWrite has queued and the loop not yet
+	// buffered, plus the buffered output as last published (published),
+	// so that other goroutines can see it without locking.
+	backlog atomic.Int64
+
+	fd        int32
+	flags     uint32
+	idx       int32 // position in the loop's conns
+	published int32
+}
+
+// connBufs holds a connection's pooled buffers: live bytes are
+// in[inHead:] and out[outHead:]. It goes back to its loop as soon as both
+// are empty, so an idle connection holds neither the buffers nor this.
+type connBufs struct {
+	in, out         []byte
 	inHead, outHead int32
-
-	prev, next *Conn // the loop's list of open connections
-	x          *connExtra
-
-	// Bytes AsyncWrite has queued and the loop not yet buffered, and a
-	// mirror of the buffered output, so that other goroutines can see the
-	// backlog without locking.
-	asyncQ, outMirror atomic.Int64
 }
 
 // connExtra holds what only some connections need, so that the others do
@@ -87,7 +94,43 @@ func (c *Conn) extra() *connExtra {
 	return c.x
 }
 
-func (c *Conn) pending() int { return len(c.out) - int(c.outHead) }
+func (c *Conn) pending() int {
+	if c.b == nil {
+		return 0
+	}
+	return len(c.b.out) - int(c.b.outHead)
+}
+
+// bufs returns the connection's buffers, taking a connBufs from the loop
+// if it has none.
+func (c *Conn) bufs() *connBufs {
+	if c.b == nil {
+		c.b = c.el.getBufs()
+	}
+	return c.b
+}
+
+// dropIn and dropOut return an emptied buffer to the pool, and the
+// connBufs to the loop once both are gone.
+func (c *Conn) dropIn() {
+	b := c.b
+	c.el.putBuf(b.in)
+	b.in, b.inHead = nil, 0
+	if b.out == nil {
+		c.b = nil
+		c.el.putBufs(b)
+	}
+}
+
+func (c *Conn) dropOut() {
+	b := c.b
+	c.el.putBuf(b.out)
+	b.out, b.outHead = nil, 0
+	if b.in == nil {
+		c.b = nil
+		c.el.putBufs(b)
+	}
+}
 
 func (c *Conn) netName() string {
 	if c.flags&fStream != 0 {
@@ -116,7 +159,10 @@ func (c *Conn) input() []byte {
 	if c.el.cur == c {
 		return c.el.view
 	}
-	return c.in[c.inHead:]
+	if c.b == nil {
+		return nil
+	}
+	return c.b.in[c.b.inHead:]
 }
 
 func (c *Conn) consume(n int) {
@@ -124,10 +170,13 @@ func (c *Conn) consume(n int) {
 		c.el.view = c.el.view[n:]
 		return
 	}
-	c.inHead += int32(n)
-	if int(c.inHead) == len(c.in) {
-		c.el.putBuf(c.in)
-		c.in, c.inHead = nil, 0
+	if n == 0 {
+		return
+	}
+	b := c.b
+	b.inHead += int32(n)
+	if int(b.inHead) == len(b.in) {
+		c.dropIn()
 	}
 }
 
@@ -188,12 +237,13 @@ func (c *Conn) buffer(p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	if c.out == nil {
-		c.out = append(c.el.getBuf(len(p)), p...)
+	b := c.bufs()
+	if b.out == nil {
+		b.out = append(c.el.getBuf(len(p)), p...)
 	} else {
 		var head int
-		c.out, head = appendBuf(c.out, int(c.outHead), p)
-		c.outHead = int32(head)
+		b.out, head = appendBuf(b.out, int(b.outHead), p)
+		b.outHead = int32(head)
 	}
 	if c.x != nil && len(c.x.waits) > 0 {
 		c.x.queued += uint64(len(p))
@@ -243,13 +293,13 @@ func (c *Conn) OutboundBuffered() int { return c.pending() }
 // ErrBackpressure; a write to an idle connection is always queued, however
 // large. After the server closed the error is ErrServerClosed.
 func (c *Conn) AsyncWrite(p []byte, cb func(c *Conn, err error)) error {
-	backlog := c.asyncQ.Load() + c.outMirror.Load()
+	backlog := c.backlog.Load()
 	if backlog > 0 && backlog+int64(len(p)) > int64(c.el.s.opt.HighWater) {
 		return fmt.Errorf("reactor: AsyncWrite of %d bytes with %d pending: %w", len(p), backlog, ErrBackpressure)
 	}
-	c.asyncQ.Add(int64(len(p)))
+	c.backlog.Add(int64(len(p)))
 	if err := c.el.enqueue(task{kind: taskWrite, c: c, p: p, cb: cb}); err != nil {
-		c.asyncQ.Add(-int64(len(p)))
+		c.backlog.Add(-int64(len(p)))
 		return err
 	}
 	return nil
@@ -267,7 +317,7 @@ func (c *Conn) Post(fn func(c *Conn)) error {
 }
 
 func (c *Conn) asyncWrite(p []byte, cb func(*Conn, error)) {
-	c.asyncQ.Add(-int64(len(p)))
+	c.backlog.Add(-int64(len(p)))
 	if err := c.writable("write"); err != nil {
 		if cb != nil {
 			c.el.protect(c, func() { cb(c, err) })
@@ -306,20 +356,21 @@ func (c *Conn) completeWaits() {
 // reports false if the connection closed on an error.
 func (c *Conn) flush() bool {
 	for c.pending() > 0 {
+		b := c.b
 		var n int
 		var err error
 		if c.flags&fStream != 0 {
 			var held bool
-			n, held, err = c.x.st.Write(c.out[c.outHead:])
+			n, held, err = c.x.st.Write(b.out[b.outHead:])
 			if held && err == nil {
 				c.flags |= fArmedW
 				err = unix.EAGAIN
 			}
 		} else {
-			n, err = unix.Write(int(c.fd), c.out[c.outHead:])
+			n, err = unix.Write(int(c.fd), b.out[b.outHead:])
 		}
 		if n > 0 {
-			c.outHead += int32(n)
+			b.outHead += int32(n)
 			if x := c.x; x != nil {
 				if x.readTO|x.idleTO != 0 {
 					x.lastOut = mono()
@@ -343,9 +394,8 @@ func (c *Conn) flush() bool {
 			return false
 		}
 	}
-	if c.pending() == 0 && c.out != nil {
-		c.el.putBuf(c.out)
-		c.out, c.outHead = nil, 0
+	if c.b != nil && c.b.out != nil && c.pending() == 0 {
+		c.dropOut()
 	}
 	if c.x != nil && len(c.x.waits) > 0 {
 		c.completeWaits()
@@ -404,8 +454,9 @@ func (c *Conn) settle() {
 			}
 		}
 	}
-	if int64(pend) != c.outMirror.Load() {
-		c.outMirror.Store(int64(pend))
+	if d := int32(pend) - c.published; d != 0 {
+		c.published = int32(pend)
+		c.backlog.Add(int64(d))
 	}
 	c.arm()
 }
@@ -477,11 +528,11 @@ func (c *Conn) onEvent(ev loop.Events) {
 func (c *Conn) deliver(p []byte) {
 	el := c.el
 	view, fromIn := p, false
-	if len(c.in) > int(c.inHead) {
+	if b := c.b; b != nil && len(b.in) > int(b.inHead) {
 		var head int
-		c.in, head = appendBuf(c.in, int(c.inHead), p)
-		c.inHead = int32(head)
-		view, fromIn = c.in[c.inHead:], true
+		b.in, head = appendBuf(b.in, int(b.inHead), p)
+		b.inHead = int32(head)
+		view, fromIn = b.in[b.inHead:], true
 	}
 	if x := c.x; x != nil && x.readTO|x.idleTO != 0 {
 		x.lastIn = mono()
@@ -491,21 +542,20 @@ func (c *Conn) deliver(p []byte) {
 	rest := el.view
 	el.cur, el.view = nil, nil
 	if c.flags&fClosed != 0 {
-		if c.in != nil {
-			el.putBuf(c.in)
-			c.in, c.inHead = nil, 0
+		if c.b != nil && c.b.in != nil {
+			c.dropIn()
 		}
 		return
 	}
 	switch {
 	case fromIn && len(rest) == 0:
-		el.putBuf(c.in)
-		c.in, c.inHead = nil, 0
+		c.dropIn()
 	case fromIn:
-		c.inHead = int32(len(c.in) - len(rest))
+		c.b.inHead = int32(len(c.b.in) - len(rest))
 	case len(rest) > 0:
-		c.in = append(el.getBuf(len(rest)), rest...)
-		c.inHead = 0
+		b := c.bufs()
+		b.in = append(el.getBuf(len(rest)), rest...)
+		b.inHead = 0
 	}
 	c.markDirty()
 }
@@ -584,15 +634,14 @@ func (c *Conn) finishClose(reason error) {
 			ho.fail(c, reason)
 		}
 	}
-	if c.out != nil {
-		el.putBuf(c.out)
-		c.out, c.outHead = nil, 0
+	if c.b != nil && c.b.out != nil {
+		c.dropOut()
 	}
-	if c.in != nil && el.cur != c {
-		el.putBuf(c.in)
-		c.in, c.inHead = nil, 0
+	if c.b != nil && c.b.in != nil && el.cur != c {
+		c.dropIn()
 	}
-	c.outMirror.Store(0)
+	c.backlog.Add(-int64(c.published))
+	c.published = 0
 	if c.flags&fOpen != 0 {
 		el.protect(nil, func() { el.s.h.OnClose(c, reason) })
 	}

@@ -62,43 +62,75 @@
 // garbage collector empties the pools after a burst) that go back the
 // moment they empty; a loop also keeps up to 16 small buffers of each
 // size class up to 4 KiB at hand, so a ping-pong connection takes and
-// returns one without synchronisation. What an idle connection costs is
-// its Conn (144 bytes: no addresses, timers or completion lists unless
-// used; LocalAddr and RemoteAddr ask the kernel) and the backend's watcher.
-// Steady traffic allocates nothing per event (TestNoAllocationPerEvent).
+// returns one without synchronisation. The buffers' slices and offsets
+// sit in a connBufs that the connection holds only while it holds bytes
+// (each loop keeps 64 spare ones). What an idle connection costs the
+// reactor is its Conn, 80 bytes (TestConnSize: no buffers, addresses,
+// timers or completion lists unless used; LocalAddr and RemoteAddr ask
+// the kernel), the 16-byte method value the backend calls on readiness,
+// and its 8-byte slot in the loop's list of connections (a slice with an
+// index in the Conn, not a map or a linked list); the backend's watcher
+// is the rest. Accepting asks the kernel for no peer address, so a new
+// connection makes no garbage. Steady traffic allocates nothing per event
+// (TestNoAllocationPerEvent).
 //
-// Measured on a 2-core VM shared with other work (loaded; ratios within
-// one run only):
+// Measured on a 2-core VM shared with other work (loaded: load average
+// about 15 on 2 cores; ratios within one run only):
 //
 //	go test -run XXX -bench IdleHeap -benchtime 1x ./reactor/
-//	    server heap per idle connection (1,000): gnet 282 B, netpoll 897 B
-//	    (the runtime netpoller needs a dup'd fd and a parked goroutine per
-//	    watcher), evio 1,042 B
-//	go run ./cmd/evhub bench -backend gnet -workload idle-10000,pingpong-1000 -duration 1s -warmup 250ms -micro 0
-//	    server RSS per idle connection at 10,000: reactor-gnet 503 B,
-//	    raw gnet 631 B, evhub-gnet (goroutine per conn) 8,315 B;
-//	    server CPU per round trip at 1,000 connections: reactor-gnet
-//	    17.1 µs, raw gnet 17.9 µs (1.04× in the reactor's favour)
-//	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-10000 -duration 1s -warmup 250ms -micro 0
-//	    (a second run, the machine busier still: stdlib at 90 µs per round
-//	    trip at one connection, twice its quiet figure)
-//	    bytes per idle connection at 10,000: reactor-gnet 478, raw gnet
-//	    603, reactor-cev 589, raw libev (C) 103;
-//	    server CPU per round trip, reactor-gnet ÷ raw gnet at 1 / 64 /
-//	    1,000 connections: 1.21 / 0.75 / 1.15 (raw gnet itself moved
-//	    from 17.9 to 20.6 µs between the two runs at 1,000: on this
-//	    machine only repeated runs can settle the CPU target)
-//	go run ./cmd/evhub bench -backend gnet -workload pingpong-1,pingpong-64,pingpong-1000 -reps 3 -duration 1s -warmup 250ms -micro 0
-//	    medians of three, server CPU per round trip, reactor-gnet ÷ raw
-//	    gnet at 1 / 64 / 1,000 connections: 1.12 / 0.84 / 0.96
-//	    (hub sockets on gnet, evhub-gnet, in the same run: 1.05 / 1.09 /
-//	    0.90)
+//	    live heap per idle connection (1,000) on gnet: 227 B, of which
+//	    the backend's watcher 138 B (measured alone on a bare loop) and
+//	    the reactor 88 B; netpoll 841 B (the runtime netpoller needs a
+//	    dup'd fd and a parked goroutine per watcher); evio 1,147 B
+//	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
+//	    server RSS per idle connection at 5,000 (medians of three):
+//	    reactor-gnet 300 B, raw gnet 733 B, reactor-cev 386 B, raw
+//	    libev (C) 106 B, stdlib 7,916 B
 //	go test -run XXX -bench HeapAfterBurst -benchtime 1x ./reactor/
 //	    1,000 connections echo 256 KiB each at once: live heap 825 KiB
 //	    idle, up to 252 MiB during the burst, 1,410 KiB one second later
 //	    (after two collections; the rest above idle is the loop's cache of
 //	    small buffers and the in-process client's dead goroutines, which
 //	    the runtime keeps for reuse)
+//
+// # CPU
+//
+// Per round trip of an echo the reactor makes the system calls raw gnet
+// and raw libev make: one read into the loop's buffer, one write of what
+// the callback wrote, and a share of the poll that found the socket
+// ready. What a backend adds is its own: the gnet backend polls twice per
+// batch (its outer poller reports the inner one, which holds the
+// registrations; see backends/gnet), which shows at one connection, where
+// every batch is one event. Loops that poll again without blocking after
+// a batch so that goroutines woken by callbacks can post back at once
+// (loop.Spinner: cev) are told not to: the reactor's callbacks answer I/O
+// with I/O, and each such poll is a system call per round trip.
+//
+//	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000 -reps 3 -duration 1s -warmup 250ms -micro 0
+//	    server CPU per round trip, medians of three, row ÷ raw at 1 / 64
+//	    / 1,000 connections, two runs of the command a few minutes apart
+//	    (load average 13 to 15 on the 2 cores):
+//	    reactor-gnet ÷ raw gnet       0.99 / 1.20 / 1.30 and 1.15 / 0.81 / 0.96
+//	    reactor-cev ÷ raw libev (C)   1.00 / 1.02 / 1.87 and 1.27 / 1.23 / 1.89
+//	    In the first run the reactor rows at 64 and 1,000 connections got
+//	    a fraction of the server's core (reactor-gnet 7% busy at 4,100
+//	    round trips/s against raw gnet's 27% at 19,565): on this machine a
+//	    single ratio moves by ±25% from run to run, and only the direction
+//	    of several runs says anything. The one that holds in both is
+//	    reactor-cev at 1,000 connections: raw libev's echo is C from end
+//	    to end, inside one ev_run, while the reactor's reads and writes
+//	    are Go system calls (the runtime's entry and exit on each) and
+//	    every iteration of the cev loop is one cgo call; the reactor's own
+//	    functions are under 2% of the server's samples there
+//	    (perf record on the server process).
+//
+// # Sockets
+//
+// Accepted TCP connections get TCP_NODELAY and net's keep-alive (probes
+// after 15 s idle, every 15 s, 9 of them), as net.ListenConfig gives
+// them; Options.KeepAlive and KeepAliveConfig change it with net's
+// semantics, and Dial passes them to its net.Dialer. Enrolled sockets keep
+// the keep-alive settings their owner gave them.
 //
 // # Loops and balance
 //

@@ -23,8 +23,9 @@ type eventLoop struct {
 	cur   *Conn   // the connection in OnData
 	view  []byte  // its unread input during OnData
 	dirty []*Conn // connections written to or closed since the last settle
-	first *Conn   // open connections
+	conns []*Conn // open connections; Conn.idx is the position
 	cache [4][][]byte
+	bufs  []*connBufs // spare connBufs
 
 	nconn atomic.Int64 // connections assigned to the loop (balancing)
 
@@ -141,11 +142,8 @@ func (el *eventLoop) open(c *Conn) {
 		c.x.st.SetReadPaused(false)
 	}
 	c.flags |= fOpen | fArmedR
-	c.next = el.first
-	if el.first != nil {
-		el.first.prev = c
-	}
-	el.first = c
+	c.idx = int32(len(el.conns))
+	el.conns = append(el.conns, c)
 	if o := &el.s.opt; o.ReadTimeout > 0 || o.IdleTimeout > 0 {
 		x := c.extra()
 		x.readTO, x.idleTO = o.ReadTimeout, o.IdleTimeout
@@ -162,15 +160,18 @@ func (el *eventLoop) unlink(c *Conn) {
 	if c.flags&fOpen == 0 {
 		return
 	}
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else if el.first == c {
-		el.first = c.next
+	last := len(el.conns) - 1
+	if i := int(c.idx); i >= 0 && i <= last && el.conns[i] == c {
+		el.conns[i] = el.conns[last]
+		el.conns[i].idx = int32(i)
+		el.conns[last] = nil
+		el.conns = el.conns[:last]
+		if cap(el.conns) > 64 && len(el.conns) < cap(el.conns)/4 {
+			// Give back the room a crowd of connections left behind.
+			el.conns = append([]*Conn(nil), el.conns...)
+		}
 	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	}
-	c.prev, c.next = nil, nil
+	c.idx = -1
 	el.nconn.Add(-1)
 	el.s.live.Add(-1)
 }
@@ -233,6 +234,25 @@ func (el *eventLoop) putBuf(b []byte) {
 	putBuf(b)
 }
 
+// getBufs and putBufs keep up to 64 spare connBufs per loop, so a
+// connection that buffers for a moment (a reply, a partial frame) reuses
+// one without allocating.
+func (el *eventLoop) getBufs() *connBufs {
+	if n := len(el.bufs); n > 0 {
+		b := el.bufs[n-1]
+		el.bufs[n-1] = nil
+		el.bufs = el.bufs[:n-1]
+		return b
+	}
+	return &connBufs{}
+}
+
+func (el *eventLoop) putBufs(b *connBufs) {
+	if len(el.bufs) < 64 {
+		el.bufs = append(el.bufs, b)
+	}
+}
+
 // shutdown closes every connection with reason and fails what is queued;
 // on the loop goroutine, once the inbox is closed.
 func (el *eventLoop) shutdown(reason error) {
@@ -258,8 +278,8 @@ func (el *eventLoop) shutdown(reason error) {
 			t.call()
 		}
 	}
-	for el.first != nil {
-		el.first.finishClose(reason)
+	for len(el.conns) > 0 {
+		el.conns[len(el.conns)-1].finishClose(reason)
 	}
 	el.flushDirty()
 	for k := range el.cache {

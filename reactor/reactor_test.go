@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	_ "github.com/evhub/evhub/backends/all"
 	"github.com/evhub/evhub/loop"
@@ -127,10 +128,53 @@ func BenchmarkIdleHeap(b *testing.B) {
 				}
 				s.Close()
 			}
-			client := clientHeap(b, n)
-			b.ReportMetric(perConn-client, "server-B/conn")
+			server := perConn - clientHeap(b, n)
+			b.ReportMetric(server, "server-B/conn")
+			if w, ok := watchHeap(b, backend, n); ok {
+				b.ReportMetric(w, "backend-B/conn")
+				b.ReportMetric(server-w, "reactor-B/conn")
+			}
 		})
 	}
+}
+
+// watchHeap is the heap the backend's watcher of one fd costs: n
+// sockets watched on a bare loop with one shared callback (so no closure
+// per fd, which the reactor's part pays).
+func watchHeap(b *testing.B, backend string, n int) (float64, bool) {
+	l, err := loop.Open(backend)
+	require.NoError(b, err)
+	defer l.Close()
+	if !loop.Supports(l, loop.CapWatch) {
+		return 0, false
+	}
+	fds := make([]int, 0, 2*n)
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for range n {
+		p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		require.NoError(b, err)
+		fds = append(fds, p[0], p[1])
+	}
+	cb := func(loop.Events) {}
+	ws := make([]loop.IOWatcher, 0, n)
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := range n {
+		w, err := l.Watch(fds[2*i], loop.Readable, cb)
+		require.NoError(b, err)
+		ws = append(ws, w)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	for _, w := range ws {
+		_ = w.Stop()
+	}
+	return float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(n), true
 }
 
 // clientHeap is the heap n client connections (and the accepted sockets

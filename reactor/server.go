@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/evhub/evhub/internal/nbsock"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -71,6 +70,15 @@ type Options struct {
 	// ReadBufferSize is the size of each loop's shared read buffer
 	// (default 64 KiB): the most one read takes.
 	ReadBufferSize int
+	// KeepAlive and KeepAliveConfig set TCP keep-alive probes on accepted
+	// and dialled connections exactly as net.ListenConfig's and
+	// net.Dialer's fields of the same names do: by default probes start
+	// after 15 s idle, every 15 s, 9 of them; a KeepAlive > 0 sets the
+	// idle time; KeepAliveConfig with Enable set wins over KeepAlive; a
+	// negative KeepAlive without it leaves keep-alive off. Enrolled
+	// sockets keep the keep-alive settings they have.
+	KeepAlive       time.Duration
+	KeepAliveConfig net.KeepAliveConfig
 }
 
 // Server runs a Handler on N loops. Its methods are safe for concurrent
@@ -79,6 +87,8 @@ type Server struct {
 	h   Handler
 	opt Options
 	els []*eventLoop
+
+	ka net.KeepAliveConfig // what accepted connections get
 
 	rr   atomic.Uint64
 	live atomic.Int64 // connections assigned to a loop and not yet closed
@@ -128,7 +138,10 @@ func New(h Handler, opt Options) (*Server, error) {
 	if opt.ReadTimeout < 0 || opt.IdleTimeout < 0 {
 		return nil, fmt.Errorf("reactor: negative timeout (ReadTimeout %v, IdleTimeout %v)", opt.ReadTimeout, opt.IdleTimeout)
 	}
-	s := &Server{h: h}
+	s := &Server{h: h, ka: opt.KeepAliveConfig}
+	if !s.ka.Enable && opt.KeepAlive >= 0 {
+		s.ka = net.KeepAliveConfig{Enable: true, Idle: opt.KeepAlive}
+	}
 	first, err := opt.NewLoop()
 	if err != nil {
 		return nil, fmt.Errorf("reactor: open a loop: %w", err)
@@ -160,6 +173,12 @@ func New(h Handler, opt Options) (*Server, error) {
 		loops = append(loops, l)
 	}
 	for i, l := range loops {
+		if sp, ok := l.(loop.Spinner); ok {
+			// The callbacks answer I/O with I/O and seldom wake a
+			// goroutine: polls after each batch would be system calls
+			// for nothing.
+			sp.SetSpin(0)
+		}
 		el := newEventLoop(s, i, l)
 		s.els = append(s.els, el)
 		go func() {
@@ -365,7 +384,7 @@ func (ln *listener) start() error {
 
 func (ln *listener) onAccept(loop.Events) {
 	for range 64 {
-		fd, _, err := nbsock.Accept(ln.fd)
+		fd, err := acceptFD(ln.fd)
 		switch {
 		case err == nil:
 		case err == unix.EAGAIN:
@@ -387,7 +406,8 @@ func (ln *listener) onAccept(loop.Events) {
 			return
 		}
 		if ln.path == "" {
-			setTCPDefaults(fd)
+			setNoDelay(fd)
+			setKeepAlive(fd, ln.s.ka)
 		}
 		_ = ln.s.hand(ln.el, fd)
 	}
@@ -433,7 +453,7 @@ func (s *Server) DialContext(ctx context.Context, network, address string, timeo
 	default:
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, KeepAlive: s.opt.KeepAlive, KeepAliveConfig: s.opt.KeepAliveConfig}
 	nc, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
@@ -480,7 +500,7 @@ func (s *Server) EnrolFD(fd int) (*Conn, error) {
 	}
 	if sa, err := unix.Getsockname(fd); err == nil {
 		if _, isUnix := sa.(*unix.SockaddrUnix); !isUnix {
-			setTCPDefaults(fd)
+			setNoDelay(fd)
 		}
 	}
 	el := s.pick(nil)

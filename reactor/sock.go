@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -132,11 +133,46 @@ func boolint(b bool) int {
 	return 0
 }
 
-// setTCPDefaults applies package net's defaults to a new TCP connection:
-// no Nagle, keep-alive probes. Best effort, as in net.
-func setTCPDefaults(s int) {
+// setNoDelay turns Nagle's algorithm off, as net does on every TCP
+// connection. Best effort, as in net.
+func setNoDelay(s int) {
 	_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+}
+
+// net's keep-alive defaults (net/dial.go).
+const (
+	defaultKeepAliveIdle     = 15 * time.Second
+	defaultKeepAliveInterval = 15 * time.Second
+	defaultKeepAliveCount    = 9
+)
+
+// setKeepAlive applies cfg as net.TCPConn.SetKeepAliveConfig does: zero
+// fields take net's defaults, negative ones leave the kernel's value.
+// Best effort, as in net's accept.
+func setKeepAlive(s int, cfg net.KeepAliveConfig) {
+	if !cfg.Enable {
+		return
+	}
 	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	secs := func(d, def time.Duration) int {
+		if d == 0 {
+			d = def
+		}
+		return int((d + time.Second - 1) / time.Second)
+	}
+	if cfg.Idle >= 0 {
+		_ = setKeepAliveIdle(s, secs(cfg.Idle, defaultKeepAliveIdle))
+	}
+	if cfg.Interval >= 0 {
+		_ = setKeepAliveInterval(s, secs(cfg.Interval, defaultKeepAliveInterval))
+	}
+	if cfg.Count >= 0 {
+		n := cfg.Count
+		if n == 0 {
+			n = defaultKeepAliveCount
+		}
+		_ = setKeepAliveCount(s, n)
+	}
 }
 
 // sockAddr converts a socket address to net's concrete types.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,14 +101,53 @@ func (c *BufferedConn) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
+// SpreadMode is how a SpreadListener spreads connections over its hubs.
+type SpreadMode int
+
+const (
+	// SpreadRoundRobin: one listening socket, on hubs[0]; Accept makes
+	// each accepted connection a connection of the hubs in turn. Exact,
+	// any stream network.
+	SpreadRoundRobin SpreadMode = iota
+	// SpreadReusePort: every hub has a listening socket of its own on the
+	// same address (SO_REUSEPORT), and the kernel spreads incoming
+	// connections over them by a hash of their addresses: no listener is
+	// shared, but few clients spread unevenly. TCP only.
+	SpreadReusePort
+)
+
+func (m SpreadMode) String() string {
+	switch m {
+	case SpreadRoundRobin:
+		return "round-robin"
+	case SpreadReusePort:
+		return "reuseport"
+	}
+	return fmt.Sprintf("SpreadMode(%d)", int(m))
+}
+
 // ListenSpread listens on hubs[0] and hands each accepted connection to
 // the hubs in turn, so that one listener serves every hub (one per core)
 // in one process: goroutines or tasks of each hub then serve the
 // connections it was given. Accept returns a connection of the hub whose
-// turn it is; Hub.Go on that hub runs a task beside it.
+// turn it is; Hub.Go on that hub runs a task beside it. It is
+// ListenSpreadMode with SpreadRoundRobin.
 func ListenSpread(hubs []*Hub, network, address string) (*SpreadListener, error) {
+	return ListenSpreadMode(hubs, network, address, SpreadRoundRobin)
+}
+
+// ListenSpreadMode is ListenSpread with a choice of how connections are
+// spread. With SpreadReusePort every hub listens on the address with a
+// socket of its own (an address with port 0 gets one port, shared by
+// all); Listeners returns them, one per hub in order, for an accept loop
+// on each hub (a task of that hub, say) that never hands a connection
+// across hubs, and Accept merges them for goroutine-mode servers.
+func ListenSpreadMode(hubs []*Hub, network, address string, mode SpreadMode) (*SpreadListener, error) {
 	if len(hubs) == 0 {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: errors.New("ListenSpread with no hub")}
+	}
+	if mode != SpreadRoundRobin && mode != SpreadReusePort {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("ListenSpread: unknown %v", mode)}
 	}
 	for i, h := range hubs {
 		if h == nil {
@@ -117,29 +157,84 @@ func ListenSpread(hubs []*Hub, network, address string) (*SpreadListener, error)
 			return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 		}
 	}
-	ln, err := hubs[0].Listen(network, address)
-	if err != nil {
-		return nil, err
+	sl := &SpreadListener{hubs: append([]*Hub(nil), hubs...), mode: mode, done: make(chan struct{})}
+	n := 1
+	if mode == SpreadReusePort {
+		n = len(hubs)
 	}
-	l, ok := ln.(*Listener)
-	if !ok {
-		_ = ln.Close()
-		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("ListenSpread needs fd listeners: %w", errors.ErrUnsupported)}
+	for i := range n {
+		ln, err := hubs[i].listen(network, address, mode == SpreadReusePort)
+		if err == nil {
+			l, ok := ln.(*Listener)
+			if !ok {
+				_ = ln.Close()
+				err = &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("ListenSpread needs fd listeners: %w", errors.ErrUnsupported)}
+			} else {
+				sl.lns = append(sl.lns, l)
+			}
+		}
+		if err != nil {
+			for _, l := range sl.lns {
+				_ = l.Close()
+			}
+			return nil, err
+		}
+		if i == 0 {
+			// The others bind the port the first one got.
+			address = ln.Addr().String()
+		}
 	}
-	return &SpreadListener{Listener: l, hubs: append([]*Hub(nil), hubs...)}, nil
+	sl.Listener = sl.lns[0]
+	return sl, nil
 }
 
-// SpreadListener is a listener whose connections go to several hubs in
-// turn (ListenSpread).
+// SpreadListener is a listener whose connections go to several hubs
+// (ListenSpread, ListenSpreadMode). Addr is the address every hub
+// listens on.
 type SpreadListener struct {
 	*Listener
 	hubs []*Hub
+	mode SpreadMode
+	lns  []*Listener // SpreadReusePort: one per hub
 	next atomic.Uint64
+
+	// SpreadReusePort's merged Accept: one goroutine per listener, started
+	// by the first Accept, hands connections over acc.
+	once      sync.Once
+	acc       chan accepted
+	done      chan struct{}
+	closeOnce sync.Once
+	pumps     sync.WaitGroup
+	deadline  atomic.Pointer[time.Time]
+}
+
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+// Mode is how the listener spreads connections.
+func (l *SpreadListener) Mode() SpreadMode { return l.mode }
+
+// Listeners returns the listening sockets: with SpreadReusePort one per
+// hub, Listeners()[i] accepting connections of hubs[i]; with
+// SpreadRoundRobin the one on hubs[0], whose own Accept does not spread.
+// They close with the SpreadListener.
+func (l *SpreadListener) Listeners() []net.Listener {
+	out := make([]net.Listener, len(l.lns))
+	for i, ln := range l.lns {
+		out[i] = ln
+	}
+	return out
 }
 
 // Accept waits for the next connection and returns it as a connection of
-// the hub whose turn it is. HubOf tells which.
+// a hub: the hub whose turn it is (SpreadRoundRobin) or the hub whose
+// socket the kernel chose (SpreadReusePort). HubOf tells which.
 func (l *SpreadListener) Accept() (net.Conn, error) {
+	if l.mode == SpreadReusePort {
+		return l.acceptMerged()
+	}
 	s, rsa, err := l.fd.accept()
 	if err != nil {
 		return nil, &net.OpError{Op: "accept", Net: l.fd.net, Addr: l.fd.laddr, Err: err}
@@ -150,6 +245,97 @@ func (l *SpreadListener) Accept() (net.Conn, error) {
 		return nil, &net.OpError{Op: "accept", Net: l.fd.net, Addr: l.fd.laddr, Err: err}
 	}
 	return c, nil
+}
+
+func (l *SpreadListener) acceptMerged() (net.Conn, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "accept", Net: l.fd.net, Addr: l.fd.laddr, Err: err}
+	}
+	select {
+	case <-l.done:
+		return nil, opErr(net.ErrClosed)
+	default:
+	}
+	l.once.Do(func() {
+		l.acc = make(chan accepted)
+		for _, ln := range l.lns {
+			l.pumps.Add(1)
+			go l.pump(ln)
+		}
+	})
+	var expire <-chan time.Time
+	if dl := l.deadline.Load(); dl != nil {
+		d := time.Until(*dl)
+		if d <= 0 {
+			return nil, opErr(os.ErrDeadlineExceeded)
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expire = t.C
+	}
+	select {
+	case a := <-l.acc:
+		return a.c, a.err
+	case <-expire:
+		return nil, opErr(os.ErrDeadlineExceeded)
+	case <-l.done:
+		return nil, opErr(net.ErrClosed)
+	}
+}
+
+// pump accepts on one hub's socket for the merged Accept until Close.
+func (l *SpreadListener) pump(ln *Listener) {
+	defer l.pumps.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			return
+		}
+		select {
+		case l.acc <- accepted{c, err}:
+		case <-l.done:
+			if c != nil {
+				_ = c.Close()
+			}
+			return
+		}
+	}
+}
+
+// SetDeadline sets the deadline for Accept (with SpreadReusePort, for the
+// merged Accept; the sockets of Listeners keep their own). Like
+// *net.TCPListener's, its error is not wrapped in a *net.OpError.
+func (l *SpreadListener) SetDeadline(t time.Time) error {
+	if l.mode != SpreadReusePort {
+		return l.Listener.SetDeadline(t)
+	}
+	select {
+	case <-l.done:
+		return net.ErrClosed
+	default:
+	}
+	if t.IsZero() {
+		l.deadline.Store(nil)
+	} else {
+		l.deadline.Store(&t)
+	}
+	return nil
+}
+
+// Close stops listening on every socket; a blocked Accept returns
+// net.ErrClosed.
+func (l *SpreadListener) Close() error {
+	err := error(&net.OpError{Op: "close", Net: l.fd.net, Addr: l.fd.laddr, Err: net.ErrClosed})
+	l.closeOnce.Do(func() {
+		close(l.done)
+		var errs []error
+		for _, ln := range l.lns {
+			errs = append(errs, ln.Close())
+		}
+		l.pumps.Wait()
+		err = errors.Join(errs...)
+	})
+	return err
 }
 
 // HubOf reports the hub of a connection Accept returned (nil if it is not

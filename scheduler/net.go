@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -101,6 +102,11 @@ func (h *Hub) checkWatch() error {
 // Listen announces on a local address, like net.Listen. Networks: tcp,
 // tcp4, tcp6, unix, unixpacket.
 func (h *Hub) Listen(network, address string) (net.Listener, error) {
+	return h.listen(network, address, false)
+}
+
+// listen is Listen, with SO_REUSEPORT set on a TCP socket if reusePort.
+func (h *Hub) listen(network, address string, reusePort bool) (net.Listener, error) {
 	opErr := func(addr net.Addr, err error) error {
 		return &net.OpError{Op: "listen", Net: network, Source: nil, Addr: addr, Err: err}
 	}
@@ -119,10 +125,13 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 		return nil, opErr(nil, err)
 	}
 	if err := h.checkWatch(); err != nil {
-		if ss, ok := h.loop.(loop.StreamServer); ok {
+		if ss, ok := h.loop.(loop.StreamServer); ok && !reusePort {
 			return h.listenStream(ss, network, address)
 		}
 		return nil, opErr(nil, err)
+	}
+	if reusePort && kind != kindTCP {
+		return nil, opErr(nil, fmt.Errorf("SO_REUSEPORT needs TCP: %w", errors.ErrUnsupported))
 	}
 	la, err := resolveLocal(network, kind, address)
 	if err != nil {
@@ -134,7 +143,7 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	if err != nil {
 		return nil, opErr(laddr, os.NewSyscallError("socket", err))
 	}
-	if err := listenSocket(s, fam, v6, sa); err != nil {
+	if err := listenSocket(s, fam, v6, sa, reusePort); err != nil {
 		closeFunc(s)
 		return nil, opErr(laddr, err)
 	}
@@ -154,7 +163,7 @@ func (h *Hub) Listen(network, address string) (net.Listener, error) {
 	return &Listener{fd: fd, kind: kind}, nil
 }
 
-func listenSocket(s, fam int, v6only bool, sa unix.Sockaddr) error {
+func listenSocket(s, fam int, v6only bool, sa unix.Sockaddr, reusePort bool) error {
 	if fam == unix.AF_INET6 {
 		if err := setsockoptIntFunc(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolint(v6only)); err != nil {
 			return os.NewSyscallError("setsockopt", err)
@@ -163,6 +172,11 @@ func listenSocket(s, fam int, v6only bool, sa unix.Sockaddr) error {
 	if fam != unix.AF_UNIX {
 		if err := setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return os.NewSyscallError("setsockopt", err)
+		}
+		if reusePort {
+			if err := setsockoptIntFunc(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				return os.NewSyscallError("setsockopt", err)
+			}
 		}
 	}
 	if err := unix.Bind(s, sa); err != nil {

@@ -70,6 +70,7 @@ type Loop struct {
 	running bool
 	lost    bool // the last iteration dropped events: do not block
 	spin    int  // non-blocking polls left before the next blocking one
+	spinN   int  // polls after an iteration that ran callbacks (SetSpin)
 	// the ev_async fired and the posts have not run yet
 	postsDue bool
 
@@ -96,10 +97,23 @@ func New() (*Loop, error) {
 	if c == nil {
 		return nil, fmt.Errorf("cev: ev_loop_new: %w", syscall.Errno(e))
 	}
-	l := &Loop{c: c, timers: loop.NewTimerHeap()}
+	l := &Loop{c: c, timers: loop.NewTimerHeap(), spinN: spinPolls}
 	l.posts = loop.NewPostQueue(l.wake)
 	l.relay = loop.NewSignalRelay(l.posts.Post)
 	return l, nil
+}
+
+var _ loop.Spinner = (*Loop)(nil)
+
+// SetSpin sets how many non-blocking polls follow an iteration that ran
+// callbacks (default spinPolls; negative restores it). It implements
+// [loop.Spinner]: a user whose callbacks seldom wake goroutines saves the
+// polls' system calls.
+func (l *Loop) SetSpin(n int) {
+	if n < 0 {
+		n = spinPolls
+	}
+	l.spinN = n
 }
 
 // Name returns "cev".
@@ -373,7 +387,7 @@ func (l *Loop) iterate(block bool) bool {
 	}
 	if ran > 0 {
 		l.batch.Ran()
-		l.spin = spinPolls
+		l.spin = l.spinN
 	}
 	return ran > 0 || foreign > 0
 }

@@ -54,7 +54,9 @@
 // callbacks readied do not wait in its P's run-next slot while the thread
 // sleeps in epoll_wait, and it polls twice more without blocking before it
 // sleeps, since a readied goroutine often posts or writes at once (this
-// halves the Post round trip; see spinPolls).
+// halves the Post round trip; see spinPolls). SetSpin ([loop.Spinner])
+// changes that number: package reactor, whose callbacks seldom wake
+// goroutines, sets it to 0 and saves the polls' system calls.
 //
 // # C code on the same loop
 //

@@ -46,9 +46,23 @@
 //     with EEXIST (TestSingleIssuerRefusesOtherThreads), and the loop
 //     goroutine is never locked to a thread (a locked loop goroutine paid
 //     23-94 µs per round trip here, against 0.4 µs unlocked), so it moves
-//     between threads. Nor COOP_TASKRUN: a poll's wake-ups run as task work
-//     of the thread that submitted it, and without the kernel's kick a
-//     thread asleep elsewhere in the runtime would never run them.
+//     between threads.
+//   - IORING_SETUP_COOP_TASKRUN (with TASKRUN_FLAG; Linux 5.19, and
+//     without both on older kernels). A poll's wake-up runs as task work
+//     of the thread that submitted the request. By default the kernel
+//     forces it at once: a reschedule IPI to that thread if it is running.
+//     With many busy connections the loop's thread is running whenever a
+//     peer's write wakes a poll, so that was one IPI, and one interrupted
+//     read or write, per message: hub sockets took 1.5× the CPU per round
+//     trip of the same code on libev (evhub-cev) at 64 connections, and
+//     0.95× with COOP_TASKRUN (see Figures). Cooperative task running
+//     only sets a flag: the work runs at the thread's next kernel entry or
+//     exit (every read and write of a busy loop, at the latest its next
+//     timer tick), and a thread that sleeps interruptibly (in
+//     io_uring_enter, a futex, epoll_pwait) is still woken at once, so no
+//     completion waits on a thread asleep elsewhere in the runtime.
+//     IORING_SQ_TASKRUN tells the loop that such work waits; an iteration
+//     that sees it enters the kernel even with nothing to submit.
 //   - Watch (level-triggered) is a one-shot IORING_OP_POLL_ADD, submitted
 //     again with the next iteration's io_uring_enter after each
 //     completion. Arming a poll checks readiness at once, so a ready fd
@@ -58,7 +72,7 @@
 //     it with EINVAL. Each watcher has its own request, so several
 //     watchers share an fd with no per-fd record.
 //   - Every request's user_data carries a kind, the watcher's slot and the
-//     slot's generation. Stop and Modify change the generation, so a
+//     watcher's generation. Stop and Modify change the generation, so a
 //     completion already in the CQ, or in the batch being dispatched, is
 //     dropped: after Stop returns the callback never runs. They then
 //     cancel the request with IORING_OP_ASYNC_CANCEL, not POLL_REMOVE: a
@@ -105,44 +119,89 @@
 // loop's: two wake-ups instead of one. A one-shot request goes out again
 // from the thread about to wait for it. Scheduler round trips between two
 // hub sockets (64 bytes; go test -tags uring -run '^$' -bench PingPong
-// -benchtime 5000x ./backends/uring/, 4 interleaved runs, 2-core VM under
-// load): one-shot level watches 22.7-32.6 µs (median 27.7), multishot
-// 30.5-130.9 µs (median 62).
+// -benchtime 5000x -count 2 ./backends/uring/, three such runs, 2-core VM
+// under load): one-shot level watches 27.5-29.0 µs (median 28.3),
+// multishot 26.6-54.2 µs (median 36.6).
+//
+// # Memory per watch
+//
+// A watcher is 32 bytes (a size class of Go's allocator: a flags byte,
+// 32-bit fd, slot and generation) and its slot in the loop's table a
+// pointer; the kernel's request is kernel memory, outside the process's
+// RSS. Completions are copied out of the CQ 256 at a time (4 KiB), so the
+// dispatch queue does not grow with the number of connections.
+// BenchmarkIdleWatch (go test -tags uring -run '^$' -bench IdleWatch
+// -benchtime 5x ./backends/uring/) measures 48.4 B of Go heap per armed,
+// idle watch at 1,000 watches: 32 for the watcher, 8 for its slot, 8 for
+// its share of the queue of watches to re-arm. Everything else the
+// reactor holds per idle connection is the reactor's.
+//
+// # Completion I/O (loop.Completer)
+//
+// Recv and Send (compio.go) let the kernel do a stream socket's I/O: a
+// receive lands in a buffer of a provided-buffer ring shared by the loop's
+// sockets (128 × 16 KiB, mapped on the first Recv; a socket holds no
+// buffer while nothing arrives), a send is an IORING_OP_SEND with
+// MSG_WAITALL. A receive is one-shot, re-armed with the next enter, for
+// the same reason as the watches. BenchmarkEcho compares an echo server
+// on the loop in both modes, readiness (Watch, then read and write) and
+// completion, with clients on package net in the same process, as the
+// process's CPU time per round trip, clients included (go test -tags
+// uring -run '^$' -bench Echo -benchtime 30000x -count 3
+// ./backends/uring/; medians of 3, 2-core VM at load average 14):
+//
+//	conns  message   readiness   completion   multishot receive
+//	1      64 B      35.4 µs     38.3 µs      32.3 µs
+//	1      16 KiB    31.4 µs     33.9 µs      33.5 µs
+//	64     64 B      22.9 µs     18.6 µs      24.1 µs
+//	64     16 KiB    30.8 µs     29.3 µs      31.4 µs
+//
+// Completions save the read and write syscalls, which pays where one
+// enter carries many of them: with 64 busy connections the process took
+// 0.81× the CPU per round trip (more on the server's side alone, the
+// clients' share being the same in both columns); with one connection,
+// or large messages cut into 16 KiB buffers, the two cost the same
+// within this machine's noise. The capability is offered; the scheduler
+// and the reactor do not use it yet.
 //
 // # Figures
 //
 // Server CPU per 64-byte round trip (µs) and server memory per idle
 // connection, from the bench with the libev and liburing rows beside this
 // backend's (built with -tags "cev uring"; liburing is an io_uring echo
-// server in C, bench/rawuring_uring.go). Two runs of
+// server in C, bench/rawuring_uring.go):
 //
-//	evhub bench -backend cev,uring -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
+//	go build -tags cev,uring -o /tmp/evhub ./cmd/evhub
+//	/tmp/evhub bench -backend cev,uring -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
 //
-// each figure the median of 3, on the 2-core VM while other work kept its
-// load average at 13-17 (so absolute figures are inflated; compare within
-// a column):
+// Medians of 3, on the 2-core VM while other work kept its load average
+// at 13-19 (so absolute figures are inflated; compare within a column):
 //
-//	row                   1 conn        64 conns     1,000 conns   idle B/conn
-//	libev (C)             84.9 / 87.1   12.3 / 12.7  10.7 / 15.0   106
-//	liburing (C)          156 / 119     8.2 / 9.6    7.4 / 9.0     458
-//	evhub-cev             115 / 110     19.3 / 18.8  23.0 / 17.1   8,377
-//	evhub-uring           109 / 102     20.4 / 19.8  19.7 / 22.0   8,293
-//	evhub-uring-task      104 / 106     19.7 / 18.3  31.2 / 30.9   9,798
-//	reactor-uring         -   / 97.8    -    / 22.8  -    / 29.1   469
+//	row                1 conn   64 conns   1,000 conns   idle B/conn
+//	libev (C)           92.4     15.0       11.7           105
+//	liburing (C)       111.3      9.9        8.6           459
+//	evhub-cev          115.1     21.2       17.5         8,416
+//	evhub-uring        109.4     20.2       16.7         8,389
+//	evhub-cev-task     122.1     23.7       26.7        11,656
+//	evhub-uring-task   116.3     21.9       24.3        11,570
+//	reactor-cev        114.6     15.3       16.3           772
+//	reactor-uring      101.3     16.4       18.4           435
 //
-// Hub sockets cost the same on this backend as on libev's (evhub-uring
-// 0.86-1.29× evhub-cev): the loop is not where the time goes. A CPU
-// profile of BenchmarkPingPong (go test -tags uring -run '^$' -bench
-// PingPong/wait=level -benchtime 20000x -cpuprofile cpu.out
-// ./backends/uring/) puts 76% of it in syscalls (read, write,
-// io_uring_enter) and under 5% in the loop's own code. Against the C
-// servers hub sockets take 1.5-1.8× libev's CPU and 2.1-2.7× liburing's.
-// The liburing server is the only row that does no read or write syscall
-// per message (multishot receive into a provided-buffer ring, sends as
-// requests, one io_uring_enter per batch, DEFER_TASKRUN on its one
-// thread): at 64 and 1,000 connections it took 0.6-0.8× libev's CPU per
-// round trip, at one connection more than libev. That is where completion
-// I/O could pay; this loop offers readiness only.
+// Hub sockets on this backend take 0.95× the CPU per round trip of the
+// same code on libev (evhub-uring ÷ evhub-cev at 1, 64 and 1,000
+// connections), tasks 0.92-0.95×, the reactor 0.88-1.13×; against the C
+// servers, hub sockets take 1.2-1.4× libev's CPU and 1.0-2.0× liburing's.
+// The loop is not where that time goes: a CPU profile of BenchmarkPingPong
+// (go test -tags uring -run '^$' -bench PingPong/wait=level -benchtime
+// 20000x -cpuprofile cpu.out ./backends/uring/) puts 76% of it in
+// syscalls (read, write, io_uring_enter) and under 5% in the loop's own
+// code. The liburing server does no read or write syscall per message
+// (multishot receive into a provided-buffer ring, sends as requests, one
+// io_uring_enter per batch, DEFER_TASKRUN on its one thread); that is the
+// gap completion I/O (above) narrows. An idle reactor connection costs
+// 435 B of server RSS, of which the loop's watch is the 48 B above (and
+// the garbage collector's headroom on it); the rest is the reactor's
+// connection state.
 package uring
 
 // Name is the backend's registered name.

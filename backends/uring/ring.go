@@ -23,8 +23,10 @@ const (
 	opAsyncCancel = 14
 	opRead        = 22
 
-	setupCQSize = 1 << 3
-	setupClamp  = 1 << 4
+	setupCQSize   = 1 << 3
+	setupClamp    = 1 << 4
+	setupCoopTask = 1 << 8 // IORING_SETUP_COOP_TASKRUN
+	setupTaskFlag = 1 << 9 // IORING_SETUP_TASKRUN_FLAG
 
 	featSingleMmap = 1 << 0
 	featNoDrop     = 1 << 1
@@ -37,6 +39,7 @@ const (
 	pollAddMulti = 1 << 0
 
 	sqCQOverflow = 1 << 1
+	sqTaskRun    = 1 << 2
 
 	cqeFMore = 1 << 1
 
@@ -191,8 +194,19 @@ func newRing(sqEntries, cqEntries uint32) (*ring, error) {
 		// Setup would fail with EPERM; say why without trying.
 		return nil, unsupported("io_uring is disabled for every process (sysctl kernel.io_uring_disabled = 2)", nil)
 	}
-	p := params{flags: setupCQSize | setupClamp, cqEntries: cqEntries}
+	// COOP_TASKRUN: the kernel runs a completion's task work when the
+	// submitting thread next enters or leaves the kernel, or wakes it if it
+	// sleeps, instead of interrupting it with an IPI while it runs (see
+	// the package documentation for what that IPI cost). TASKRUN_FLAG sets
+	// IORING_SQ_TASKRUN while such work waits, so that a look at the CQ
+	// that finds it empty knows an enter would fill it. Both need Linux
+	// 5.19; an older kernel refuses them (EINVAL) and gets a ring without.
+	p := params{flags: setupCQSize | setupClamp | setupCoopTask | setupTaskFlag, cqEntries: cqEntries}
 	fd, err := setupSyscall(sqEntries, &p)
+	if errors.Is(err, unix.EINVAL) {
+		p = params{flags: setupCQSize | setupClamp, cqEntries: cqEntries}
+		fd, err = setupSyscall(sqEntries, &p)
+	}
 	if err != nil {
 		return nil, setupError(err)
 	}
@@ -293,16 +307,23 @@ func (r *ring) overflowed() bool {
 	return atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0
 }
 
+// taskRun reports task work that the kernel holds for this ring's
+// requests until their thread next enters the kernel.
+func (r *ring) taskRun() bool {
+	return atomic.LoadUint32(r.sqFlags)&sqTaskRun != 0
+}
+
 // ready reports whether the CQ holds completions.
 func (r *ring) ready() bool {
 	return atomic.LoadUint32(r.cqTail) != atomic.LoadUint32(r.cqHead)
 }
 
-// reap appends the CQ's completions to dst and frees their slots.
-func (r *ring) reap(dst []cqe) []cqe {
+// reap appends the CQ's completions to dst, until dst holds max of them
+// (no bound if max <= 0), and frees their slots.
+func (r *ring) reap(dst []cqe, max int) []cqe {
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail)
-	for ; head != tail; head++ {
+	for ; head != tail && (max <= 0 || len(dst) < max); head++ {
 		dst = append(dst, r.cqes[head&r.cqMask])
 	}
 	atomic.StoreUint32(r.cqHead, head)

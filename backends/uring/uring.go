@@ -34,6 +34,7 @@ func init() {
 const (
 	sqEntries = 256
 	cqEntries = 4096
+	maxBatch  = 256 // completions copied out of the CQ at a time
 )
 
 // spinLooks is how many iterations after one that ran callbacks look at
@@ -55,9 +56,13 @@ func watchData(slot int32, gen uint32) uint64 {
 }
 
 var (
-	wakeData   = uint64(kindWake) << 56
-	ignoreData = uint64(kindIgnore) << 56
+	wakeData      = uint64(kindWake) << 56
+	ignoreData    = uint64(kindIgnore) << 56
+	cancelAllData = uint64(kindIgnore)<<56 | 1 // Close's cancellation of every request
 )
+
+// IORING_ASYNC_CANCEL_ANY: cancel every request (Linux 5.19).
+const cancelAny = 1 << 2
 
 // ErrWatcherStopped is wrapped by the error of Modify on a stopped
 // watcher.
@@ -91,21 +96,29 @@ type Loop struct {
 	// Loop goroutine only from here on.
 	closed   bool
 	running  bool
-	readLive bool // the eventfd read is in the kernel
-	readied  bool // the last iteration ran callbacks: Gosched before sleeping
-	spin     int  // looks without sleeping left before the next wait
-	slots    []slot
-	free     []int32
+	readLive bool       // the eventfd read is in the kernel
+	readied  bool       // the last iteration ran callbacks: Gosched before sleeping
+	spin     int        // looks without sleeping left before the next wait
+	slots    []*watcher // by slot; nil when free
+	free     []freeSlot
 	arms     []*watcher // watchers whose poll request goes out with the next enter
 	cqes     []cqe      // the batch being dispatched, from cqi on
 	cqi      int
+
+	// Completion I/O (compio.go): made on first use.
+	br       *bufRing
+	ops      []*op // Recvs and Sends by slot; nil when free
+	freeOps  []freeSlot
+	inflight int // Sends in the kernel
 }
 
-// slot names one watcher to the kernel; gen changes each time a request
-// of the slot is abandoned, so its late completions are recognised.
-type slot struct {
-	w   *watcher
-	gen uint32
+// freeSlot is a slot without a watcher and the generation its next
+// watcher starts at: a generation changes each time a request is
+// abandoned (Stop, Modify), so its late completions are recognised, also
+// after the slot passed to another watcher.
+type freeSlot struct {
+	slot int32
+	gen  uint32
 }
 
 // New opens an io_uring loop: a ring (one fd, two mappings) and an
@@ -293,7 +306,7 @@ func (l *Loop) iterate(block bool) int {
 			}
 		}
 	}
-	if wait || l.r.pending() > 0 || l.r.overflowed() {
+	if wait || l.r.pending() > 0 || l.r.overflowed() || l.r.taskRun() {
 		l.submit(wait, timeout)
 	}
 	l.sleeping.Store(false)
@@ -329,7 +342,7 @@ func (l *Loop) submit(wait bool, timeout int64) {
 			return
 		}
 		// The CQ is full: take what is there (dispatched next), retry.
-		l.takeCQEs()
+		l.takeCQEs(0)
 		wait = false
 	}
 }
@@ -372,27 +385,37 @@ func (l *Loop) armWake() {
 	l.readLive = true
 }
 
-// takeCQEs moves the CQ's completions to the dispatch queue.
-func (l *Loop) takeCQEs() {
+// takeCQEs moves the CQ's completions to the dispatch queue, until it
+// holds max (no bound if max <= 0).
+func (l *Loop) takeCQEs(max int) {
 	if l.cqi > 0 {
 		n := copy(l.cqes, l.cqes[l.cqi:])
 		l.cqes, l.cqi = l.cqes[:n], 0
 	}
-	l.cqes = l.r.reap(l.cqes)
+	l.cqes = l.r.reap(l.cqes, max)
 }
 
-// dispatch runs the callbacks of the completions collected so far. A
-// completion stays queued until its callback has run, so one that panics
-// leaves the rest for the next iteration.
+// dispatch runs the callbacks of the completions in the CQ, taken
+// maxBatch at a time so that the queue stays small (a CQ of 4,096
+// completions copied at once would keep 64 KiB); it takes at most as
+// many batches as the CQ holds completions, so a stream of new ones cannot
+// hold the iteration. A completion stays queued until its callback has
+// run, so one that panics leaves the rest for the next iteration.
 func (l *Loop) dispatch() int {
-	l.takeCQEs()
 	ran := 0
-	for l.cqi < len(l.cqes) && !l.closed {
-		c := l.cqes[l.cqi]
-		l.cqi++
-		ran += l.complete(c)
-	}
-	if l.cqi >= len(l.cqes) {
+	for range cqEntries / maxBatch {
+		l.takeCQEs(maxBatch)
+		if len(l.cqes) == 0 {
+			break
+		}
+		for l.cqi < len(l.cqes) && !l.closed {
+			c := l.cqes[l.cqi]
+			l.cqi++
+			ran += l.complete(c)
+		}
+		if l.closed {
+			break
+		}
 		l.cqes, l.cqi = l.cqes[:0], 0
 	}
 	return ran
@@ -405,6 +428,8 @@ func (l *Loop) complete(c cqe) int {
 		l.readLive = false
 		return 0
 	case kindWatch:
+	case kindRecv, kindSend:
+		return l.completeOp(c)
 	default:
 		return 0
 	}
@@ -412,24 +437,22 @@ func (l *Loop) complete(c cqe) int {
 	if int(i) >= len(l.slots) {
 		return 0
 	}
-	s := &l.slots[i]
-	w := s.w
-	if w == nil || s.gen&genMask != uint32(c.userData>>32)&genMask {
+	w := l.slots[i]
+	if w == nil || w.gen != uint32(c.userData>>32)&genMask {
 		return 0 // a request abandoned by Stop or Modify
 	}
-	if c.flags&cqeFMore == 0 {
-		w.live = false
-	}
+	live := c.flags&cqeFMore != 0
+	w.set(fLive, live)
 	var ev loop.Events
 	switch {
 	case c.res >= 0:
 		ev = decode(uint32(c.res)) & w.ev
-		if !w.live {
+		if !live {
 			// A one-shot (level) request has fired, or the kernel ended a
 			// multishot one (CQ overflow): arm the next.
 			w.queueArm()
 		}
-	case c.res == -int32(unix.ECANCELED) && !w.live:
+	case c.res == -int32(unix.ECANCELED) && !live:
 		// Cancelled by the kernel, not by us (our removals change gen):
 		// the thread that submitted it exited. Arm it again.
 		w.queueArm()
@@ -439,7 +462,7 @@ func (l *Loop) complete(c cqe) int {
 		// the next syscall surfaces the error, and arm no more until a
 		// Modify.
 		ev = w.ev
-		w.dead = true
+		w.set(fDead, true)
 	}
 	if ev == 0 {
 		return 0
@@ -490,12 +513,17 @@ func (l *Loop) Close() error {
 	l.sigs.Close()
 	l.posts.Close()
 	for i := range l.slots {
-		if w := l.slots[i].w; w != nil {
-			w.stopped = true
-			l.slots[i].w = nil
+		if w := l.slots[i]; w != nil {
+			w.set(fStopped, true)
+			l.slots[i] = nil
 		}
 	}
 	l.arms = nil
+	for _, o := range l.ops {
+		if o != nil {
+			o.recv, o.send = nil, nil
+		}
+	}
 	if l.running {
 		l.stopReq.Store(true)
 		return nil // leave releases
@@ -503,29 +531,35 @@ func (l *Loop) Close() error {
 	return l.release()
 }
 
-// release cancels the eventfd read (the kernel must not write efdBuf
-// once the loop is gone) and closes the ring and the eventfd.
+// release cancels what may still write into the loop's memory (the
+// eventfd read into efdBuf, receives into the provided buffers) or read
+// from its callers' (sends), waits for that, and closes the ring and the
+// eventfd.
 func (l *Loop) release() error {
 	if l.r == nil {
 		return nil
 	}
 	var errs []error
-	if l.readLive {
+	if l.readLive || l.br != nil || l.inflight > 0 {
+		cancelled := false
 		if s := l.r.get(); s != nil {
 			s.opcode = opAsyncCancel
-			s.addr = wakeData
-			s.userData = ignoreData
+			s.opFlags = cancelAny
+			s.userData = cancelAllData
 		}
-		// Bounded: a read is cancelled at once, or completes.
+		// Bounded: every request is cancelled at once, or completes.
 		deadline := time.Now().Add(time.Second)
-		for l.readLive && time.Now().Before(deadline) {
+		for (!cancelled || l.readLive) && time.Now().Before(deadline) {
 			if err := l.r.enter(true, int64(10*time.Millisecond)); err != nil {
 				errs = append(errs, err)
 				break
 			}
-			for _, c := range l.r.reap(nil) {
-				if c.userData == wakeData {
+			for _, c := range l.r.reap(nil, 0) {
+				switch c.userData {
+				case wakeData:
 					l.readLive = false
+				case cancelAllData:
+					cancelled = true
 				}
 			}
 		}
@@ -538,6 +572,12 @@ func (l *Loop) release() error {
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
 	l.slots, l.free, l.cqes, l.cqi = nil, nil, nil, 0
+	l.ops, l.freeOps, l.inflight = nil, nil, 0
+	if l.br != nil {
+		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
+		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))
+		l.br = nil
+	}
 	l.timers = loop.NewTimerHeap() // pending timers never fire; drop them
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("uring: close: %w", err)

@@ -177,18 +177,18 @@ func TestCancelledByKernel(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.RunOnce(false))
 	wi := w.(*watcher)
-	require.True(t, wi.live)
+	require.True(t, wi.is(fLive))
 	// Cancel it behind the watcher's back, keeping its generation.
 	s := l.sqe()
 	s.opcode = opAsyncCancel
-	s.addr = watchData(wi.slot, l.slots[wi.slot].gen)
+	s.addr = watchData(wi.slot, wi.gen)
 	s.userData = ignoreData
-	cancelled := l.slots[wi.slot].gen
+	cancelled := wi.gen
 	for range 20 {
 		require.NoError(t, l.RunOnce(false))
 		time.Sleep(time.Millisecond)
 	}
-	assert.Equal(t, cancelled, l.slots[wi.slot].gen, "the watcher's generation is unchanged")
+	assert.Equal(t, cancelled, wi.gen, "the watcher's generation is unchanged")
 	assert.Zero(t, fired)
 	_, err = unix.Write(b, []byte{1})
 	require.NoError(t, err)
@@ -273,6 +273,39 @@ func TestUnsupported(t *testing.T) {
 	})
 }
 
+// TestWithoutCoopTaskrun: a kernel older than 5.19 refuses
+// IORING_SETUP_COOP_TASKRUN and TASKRUN_FLAG with EINVAL; the loop then
+// runs on a ring without them (the kernel interrupts the submitting thread
+// for each completion instead), and a watch still fires.
+func TestWithoutCoopTaskrun(t *testing.T) {
+	realSetup := setupSyscall
+	var flags []uint32
+	withSetup(t, func(n uint32, p *params) (int, error) {
+		flags = append(flags, p.flags)
+		if p.flags&(setupCoopTask|setupTaskFlag) != 0 {
+			return -1, unix.EINVAL
+		}
+		return realSetup(n, p)
+	}, "0")
+	l, err := New()
+	require.NoError(t, err)
+	defer l.Close()
+	require.Len(t, flags, 2)
+	assert.NotZero(t, flags[0]&setupCoopTask, "first try asks for COOP_TASKRUN")
+	assert.Zero(t, flags[1]&(setupCoopTask|setupTaskFlag), "second try asks for neither")
+	fds := make([]int, 2)
+	require.NoError(t, unix.Pipe2(fds, unix.O_NONBLOCK|unix.O_CLOEXEC))
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	fired := 0
+	w, err := l.Watch(fds[0], loop.Readable, func(loop.Events) { fired++ })
+	require.NoError(t, err)
+	_, err = unix.Write(fds[1], []byte{1})
+	require.NoError(t, err)
+	runUntil(t, l, func() bool { return fired > 0 })
+	require.NoError(t, w.Stop())
+}
+
 // TestSingleIssuerRefusesOtherThreads records why the loop does not set
 // IORING_SETUP_SINGLE_ISSUER (and so cannot have DEFER_TASKRUN): the
 // kernel binds such a ring to the thread that created it and refuses
@@ -337,7 +370,7 @@ func BenchmarkSubmit(b *testing.B) {
 				if err := r.enter(false, -1); err != nil {
 					b.Fatal(err)
 				}
-				cqes = r.reap(cqes[:0])
+				cqes = r.reap(cqes[:0], 0)
 				if len(cqes) != n {
 					b.Fatalf("%d completions for %d NOPs", len(cqes), n)
 				}

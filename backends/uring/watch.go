@@ -16,19 +16,39 @@ import (
 func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
 
 // watcher is one Watch or WatchEdge: one poll request at a time in the
-// kernel, named by its slot and the slot's generation.
+// kernel, named by its slot and generation. It is 32 bytes (a size class
+// of the allocator): the state is one byte of flags, the fd and the slot
+// 32-bit, and the generation lives here, not in the slot table, which
+// holds only the pointer (see BenchmarkIdleWatch).
 type watcher struct {
-	l    *Loop
-	fd   int
-	ev   loop.Events
-	cb   func(loop.Events)
-	edge bool
-	slot int32
+	l     *Loop
+	cb    func(loop.Events)
+	fd    int32
+	slot  int32
+	gen   uint32 // of the current request; genMask bits
+	ev    loop.Events
+	flags wflags
+}
 
-	live    bool // a request of the current generation is in the kernel (or in the SQ)
-	queued  bool // in l.arms
-	dead    bool // its fd turned out closed: no request until Modify
-	stopped bool
+// wflags is a watcher's state.
+type wflags uint8
+
+const (
+	fEdge    wflags = 1 << iota // multishot poll (watchEdge)
+	fLive                       // a request of the current generation is in the kernel (or in the SQ)
+	fQueued                     // in l.arms
+	fDead                       // its fd turned out closed: no request until Modify
+	fStopped                    // Stop was called, or the loop closed
+)
+
+func (w *watcher) is(f wflags) bool { return w.flags&f != 0 }
+
+func (w *watcher) set(f wflags, on bool) {
+	if on {
+		w.flags |= f
+	} else {
+		w.flags &^= f
+	}
 }
 
 // Watch arms a level-triggered watcher for ev on fd: a one-shot poll
@@ -71,26 +91,32 @@ func (l *Loop) watch(op string, fd int, ev loop.Events, cb func(loop.Events), ed
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 		return nil, fmt.Errorf("uring: %s fd %d: %w", op, fd, os.NewSyscallError("fcntl", err))
 	}
-	w := &watcher{l: l, fd: fd, ev: ev, cb: cb, edge: edge, slot: l.allocSlot()}
-	l.slots[w.slot].w = w
+	w := &watcher{l: l, fd: int32(fd), ev: ev, cb: cb}
+	w.set(fEdge, edge)
+	l.allocSlot(w)
 	w.queueArm()
 	return w, nil
 }
 
-func (l *Loop) allocSlot() int32 {
+// allocSlot gives w a slot: a freed one, with the generation after its
+// last watcher's (a late completion of that one's request must not reach
+// w), or a new one.
+func (l *Loop) allocSlot(w *watcher) {
 	if n := len(l.free); n > 0 {
-		i := l.free[n-1]
+		f := l.free[n-1]
 		l.free = l.free[:n-1]
-		return i
+		w.slot, w.gen = f.slot, f.gen
+		l.slots[w.slot] = w
+		return
 	}
-	l.slots = append(l.slots, slot{})
-	return int32(len(l.slots) - 1)
+	w.slot = int32(len(l.slots))
+	l.slots = append(l.slots, w)
 }
 
 // queueArm has a request for w go out with the next enter.
 func (w *watcher) queueArm() {
-	if !w.queued {
-		w.queued = true
+	if !w.is(fQueued) {
+		w.set(fQueued, true)
 		w.l.arms = append(w.l.arms, w)
 	}
 }
@@ -103,19 +129,19 @@ func (l *Loop) flushArms() {
 	}
 	for i, w := range l.arms {
 		l.arms[i] = nil
-		w.queued = false
-		if w.stopped || w.live || w.dead || w.ev == 0 || l.closed {
+		w.set(fQueued, false)
+		if w.is(fStopped|fLive|fDead) || w.ev == 0 || l.closed {
 			continue
 		}
 		s := l.sqe()
 		s.opcode = opPollAdd
-		s.fd = int32(w.fd)
+		s.fd = w.fd
 		s.opFlags = pollMask(w.ev)
-		if w.edge {
+		if w.is(fEdge) {
 			s.len = pollAddMulti
 		}
-		s.userData = watchData(w.slot, l.slots[w.slot].gen)
-		w.live = true
+		s.userData = watchData(w.slot, w.gen)
+		w.set(fLive, true)
 	}
 	l.arms = l.arms[:0]
 }
@@ -125,8 +151,7 @@ func (l *Loop) flushArms() {
 // next enter.
 func (w *watcher) disarm() {
 	l := w.l
-	s := &l.slots[w.slot]
-	if w.live {
+	if w.is(fLive) {
 		// IORING_OP_ASYNC_CANCEL, not POLL_REMOVE: a removal that finds
 		// the request being woken at that moment fails with EALREADY and
 		// leaves it armed, holding the fd's file (a closed socket then
@@ -134,16 +159,16 @@ func (w *watcher) disarm() {
 		// every state.
 		q := l.sqe()
 		q.opcode = opAsyncCancel
-		q.addr = watchData(w.slot, s.gen)
+		q.addr = watchData(w.slot, w.gen)
 		q.userData = ignoreData
-		w.live = false
+		w.set(fLive, false)
 	}
-	s.gen = (s.gen + 1) & genMask
+	w.gen = (w.gen + 1) & genMask
 }
 
 // Events reports the armed events (0 once stopped).
 func (w *watcher) Events() loop.Events {
-	if w.stopped {
+	if w.is(fStopped) {
 		return 0
 	}
 	return w.ev
@@ -155,16 +180,16 @@ func (w *watcher) Modify(ev loop.Events) error {
 	switch {
 	case w.l.closed:
 		return fmt.Errorf("uring: modify fd %d: %w", w.fd, loop.ErrClosed)
-	case w.stopped:
+	case w.is(fStopped):
 		return fmt.Errorf("uring: modify fd %d: %w", w.fd, ErrWatcherStopped)
 	case ev&^(loop.Readable|loop.Writable) != 0:
 		return fmt.Errorf("uring: modify fd %d: events %#x: %w", w.fd, uint8(ev), os.ErrInvalid)
-	case ev == w.ev && !w.dead:
+	case ev == w.ev && !w.is(fDead):
 		return nil
 	}
 	w.disarm()
 	w.ev = ev
-	w.dead = false
+	w.set(fDead, false)
 	if ev != 0 {
 		w.queueArm()
 	}
@@ -175,18 +200,18 @@ func (w *watcher) Modify(ev loop.Events) error {
 // again, even for a completion already collected in this iteration (its
 // generation is gone). Stop is idempotent.
 func (w *watcher) Stop() error {
-	if w.stopped {
+	if w.is(fStopped) {
 		return nil
 	}
-	w.stopped = true
+	w.set(fStopped, true)
 	l := w.l
 	if l.closed || l.r == nil {
 		return nil
 	}
-	live := w.live
+	live := w.is(fLive)
 	w.disarm()
-	l.slots[w.slot].w = nil
-	l.free = append(l.free, w.slot)
+	l.slots[w.slot] = nil
+	l.free = append(l.free, freeSlot{w.slot, w.gen})
 	if live {
 		// A pending poll holds a reference to the fd's file: until it is
 		// cancelled, closing the fd does not close the socket (a listener

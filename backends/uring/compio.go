@@ -1,0 +1,315 @@
+//go:build linux && uring
+
+package uring
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// Completion I/O (loop.Completer): an IORING_OP_RECV per receiving
+// socket, its bytes landing in a buffer of the loop's provided-buffer
+// ring, and IORING_OP_SEND requests. The ring of buffers is made on the
+// first Recv: bufCount buffers of bufSize bytes (2 MiB, mapped, touched as
+// used) that every socket of the loop draws from, so an idle socket holds
+// none. A buffer goes back to the ring as soon as its callback returns.
+//
+// A receive is one-shot, submitted again with the next enter after each
+// completion, for the reason the level watches are one-shot polls: its
+// wake-ups run as task work of the thread that submitted it, and a
+// multishot one stays with the thread the loop goroutine was on when it
+// went out (BenchmarkEcho measures both; see the package documentation).
+const (
+	opSend = 26
+	opRecv = 27
+
+	sqeBufferSelect = 1 << 5 // IOSQE_BUFFER_SELECT
+	recvMultishot   = 1 << 1 // IORING_RECV_MULTISHOT, in sqe.ioprio
+	cqeFBuffer      = 1 << 0 // IORING_CQE_F_BUFFER
+	registerPbuf    = 22     // IORING_REGISTER_PBUF_RING
+	bufGroup        = 0
+
+	bufCount = 128 // a power of two
+	bufSize  = 16384
+
+	kindRecv = 4
+	kindSend = 5
+)
+
+// recvMulti makes Recv's request multishot (IORING_RECV_MULTISHOT); only
+// BenchmarkEcho sets it, to measure that variant.
+var recvMulti = false
+
+// bufRing is the provided-buffer ring: the ring of io_uring_buf entries
+// the kernel takes buffers from, and the buffers, both mapped anonymously
+// (the kernel writes them; the garbage collector never moves them).
+type bufRing struct {
+	entries []byte // bufCount io_uring_buf {addr u64, len u32, bid u16, resv u16}; tail overlays resv of entry 0
+	bufs    []byte
+	tail    uint16
+}
+
+// op is one Recv or Send in flight, named by its slot in l.ops and its
+// generation, as watches are.
+type op struct {
+	l     *Loop
+	fd    int32
+	slot  int32
+	gen   uint32
+	live  bool
+	recv  func(p []byte, err error)
+	send  func(n int, err error)
+	p     []byte // a Send's bytes, kept reachable until its completion
+	which uint8
+}
+
+func (l *Loop) opData(o *op) uint64 {
+	return uint64(o.which)<<56 | uint64(o.gen&genMask)<<32 | uint64(uint32(o.slot))
+}
+
+// setupBufs maps and registers the buffer ring.
+func (l *Loop) setupBufs() error {
+	if l.br != nil {
+		return nil
+	}
+	entries, err := unix.Mmap(-1, 0, bufCount*16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	if err != nil {
+		return os.NewSyscallError("mmap", err)
+	}
+	bufs, err := unix.Mmap(-1, 0, bufCount*bufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	if err != nil {
+		_ = unix.Munmap(entries)
+		return os.NewSyscallError("mmap", err)
+	}
+	reg := struct {
+		ringAddr    uint64
+		ringEntries uint32
+		bgid        uint16
+		pad         uint16
+		resv        [3]uint64
+	}{ringAddr: uint64(uintptrOf(&entries[0])), ringEntries: bufCount, bgid: bufGroup}
+	if _, _, e := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(l.r.fd), registerPbuf, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); e != 0 {
+		_ = unix.Munmap(entries)
+		_ = unix.Munmap(bufs)
+		return os.NewSyscallError("io_uring_register", e)
+	}
+	br := &bufRing{entries: entries, bufs: bufs}
+	for i := range bufCount {
+		br.put(uint16(i))
+	}
+	br.publish()
+	l.br = br
+	return nil
+}
+
+// put hands buffer bid back to the kernel (visible after publish).
+func (b *bufRing) put(bid uint16) {
+	e := b.entries[int(b.tail&(bufCount-1))*16:]
+	*(*uint64)(unsafe.Pointer(&e[0])) = uint64(uintptrOf(&b.bufs[int(bid)*bufSize]))
+	*(*uint32)(unsafe.Pointer(&e[8])) = bufSize
+	*(*uint16)(unsafe.Pointer(&e[12])) = bid
+	b.tail++
+}
+
+// publish stores the tail where the kernel reads it (the resv field of
+// entry 0), after the entries.
+func (b *bufRing) publish() {
+	// A 16-bit store ordered after the entries': the tail shares a 32-bit
+	// word with entry 0's bid, which only put writes, from this goroutine.
+	p := (*uint32)(unsafe.Pointer(&b.entries[12]))
+	v := atomic.LoadUint32(p)
+	atomic.StoreUint32(p, v&0xffff|uint32(b.tail)<<16)
+}
+
+func (l *Loop) allocOp(o *op) {
+	if n := len(l.freeOps); n > 0 {
+		f := l.freeOps[n-1]
+		l.freeOps = l.freeOps[:n-1]
+		o.slot, o.gen = f.slot, f.gen
+		l.ops[o.slot] = o
+		return
+	}
+	o.slot = int32(len(l.ops))
+	l.ops = append(l.ops, o)
+}
+
+func (l *Loop) freeOp(o *op) {
+	l.ops[o.slot] = nil
+	o.gen = (o.gen + 1) & genMask
+	l.freeOps = append(l.freeOps, freeSlot{o.slot, o.gen})
+}
+
+func (l *Loop) checkFD(op string, fd int) error {
+	switch {
+	case l.closed:
+		return fmt.Errorf("uring: %s fd %d: %w", op, fd, loop.ErrClosed)
+	case fd < 0 || fd > math.MaxInt32:
+		return fmt.Errorf("uring: %s fd %d: %w", op, fd, os.NewSyscallError("fcntl", unix.EBADF))
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return fmt.Errorf("uring: %s fd %d: %w", op, fd, os.NewSyscallError("fcntl", err))
+	}
+	return nil
+}
+
+// Recv receives on fd with a multishot IORING_OP_RECV into the loop's
+// provided buffers; see loop.Completer.
+func (l *Loop) Recv(fd int, cb func(p []byte, err error)) (loop.Watcher, error) {
+	if err := l.checkFD("recv", fd); err != nil {
+		return nil, err
+	}
+	if cb == nil {
+		return nil, fmt.Errorf("uring: recv fd %d: nil callback: %w", fd, os.ErrInvalid)
+	}
+	if err := l.setupBufs(); err != nil {
+		return nil, fmt.Errorf("uring: recv fd %d: %w", fd, err)
+	}
+	o := &op{l: l, fd: int32(fd), recv: cb, which: kindRecv}
+	l.allocOp(o)
+	l.armRecv(o)
+	return o, nil
+}
+
+func (l *Loop) armRecv(o *op) {
+	s := l.sqe()
+	s.opcode = opRecv
+	s.fd = o.fd
+	if recvMulti {
+		s.ioprio = recvMultishot
+	}
+	s.flags = sqeBufferSelect
+	s.bufIndex = bufGroup
+	s.userData = l.opData(o)
+	o.live = true
+}
+
+// Send writes p to fd with an IORING_OP_SEND (MSG_WAITALL: the kernel
+// sends the rest of a short send itself); see loop.Completer.
+func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
+	if err := l.checkFD("send", fd); err != nil {
+		return err
+	}
+	if cb == nil {
+		return fmt.Errorf("uring: send fd %d: nil callback: %w", fd, os.ErrInvalid)
+	}
+	if len(p) == 0 || len(p) > math.MaxInt32 {
+		return fmt.Errorf("uring: send fd %d: %d bytes: %w", fd, len(p), os.ErrInvalid)
+	}
+	o := &op{l: l, fd: int32(fd), send: cb, p: p, which: kindSend}
+	l.allocOp(o)
+	s := l.sqe()
+	s.opcode = opSend
+	s.fd = o.fd
+	s.addr = uint64(uintptrOf(&p[0]))
+	s.len = uint32(len(p))
+	s.opFlags = unix.MSG_WAITALL | unix.MSG_NOSIGNAL
+	s.userData = l.opData(o)
+	o.live = true
+	l.inflight++
+	return nil
+}
+
+// Stop ends a Recv: no callback runs once it returns; the request is
+// cancelled at once.
+func (o *op) Stop() error {
+	l := o.l
+	if o.recv == nil || l.closed || l.r == nil {
+		o.recv = nil
+		return nil
+	}
+	o.recv = nil
+	if o.live {
+		q := l.sqe()
+		q.opcode = opAsyncCancel
+		q.addr = l.opData(o)
+		q.userData = ignoreData
+		o.live = false
+		l.freeOp(o)
+		l.submitNow()
+		return nil
+	}
+	l.freeOp(o)
+	return nil
+}
+
+// completeOp handles the completion of a Recv or a Send and reports
+// whether a callback ran.
+func (l *Loop) completeOp(c cqe) int {
+	if c.flags&cqeFBuffer != 0 {
+		// The buffer goes back to the kernel whatever becomes of the
+		// request, after the callback has used it.
+		defer l.giveBack(uint16(c.flags >> 16))
+	}
+	i := int32(uint32(c.userData))
+	if int(i) >= len(l.ops) {
+		return 0
+	}
+	o := l.ops[i]
+	if o == nil || o.gen != uint32(c.userData>>32)&genMask || (o.recv == nil && o.send == nil) {
+		return 0
+	}
+	if o.which == kindSend {
+		l.inflight--
+		l.freeOp(o)
+		cb := o.send
+		o.send, o.p = nil, nil
+		if c.res < 0 {
+			cb(0, os.NewSyscallError("send", unix.Errno(-c.res)))
+		} else {
+			cb(int(c.res), nil)
+		}
+		return 1
+	}
+	more := c.flags&cqeFMore != 0
+	o.live = more
+	cb := o.recv
+	switch {
+	case c.res > 0 && c.flags&cqeFBuffer != 0:
+		bid := int(c.flags >> 16)
+		if !more {
+			l.armRecv(o) // one-shot, or the kernel ended it (CQ overflow): go on
+		}
+		cb(l.br.bufs[bid*bufSize:bid*bufSize+int(c.res)], nil)
+		return 1
+	case c.res == -int32(unix.ENOBUFS) && !more:
+		// Every buffer was in use: receive again; the buffers go back
+		// as their callbacks return.
+		l.armRecv(o)
+		return 0
+	}
+	// The end of the stream, or an error: the last call.
+	if more {
+		q := l.sqe()
+		q.opcode = opAsyncCancel
+		q.addr = l.opData(o)
+		q.userData = ignoreData
+		o.live = false
+	}
+	o.recv = nil
+	l.freeOp(o)
+	if c.res == 0 {
+		cb(nil, io.EOF)
+	} else {
+		cb(nil, os.NewSyscallError("recv", unix.Errno(-c.res)))
+	}
+	return 1
+}
+
+// giveBack returns buffer bid to the kernel's ring.
+func (l *Loop) giveBack(bid uint16) {
+	if l.br == nil {
+		return
+	}
+	l.br.put(bid)
+	l.br.publish()
+}
+
+var _ loop.Completer = (*Loop)(nil)

@@ -1,0 +1,289 @@
+//go:build linux && uring
+
+package uring
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// TestCompletionEcho: bytes a peer writes arrive through Recv, go back
+// through Send, and the peer reads them; the peer's close is io.EOF, the
+// last call.
+func TestCompletionEcho(t *testing.T) {
+	l := newLoop(t)
+	a, b := pair(t)
+	var got []byte
+	var end error
+	calls := 0
+	sent := 0
+	_, err := l.Recv(a, func(p []byte, err error) {
+		calls++
+		if err != nil {
+			end = err
+			return
+		}
+		got = append(got, p...)
+		out := bytes.Clone(p)
+		require.NoError(t, l.Send(a, out, func(n int, err error) {
+			assert.NoError(t, err)
+			assert.Equal(t, len(out), n)
+			sent += n
+		}))
+	})
+	require.NoError(t, err)
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB: several buffers
+	_, err = unix.Write(b, msg)
+	require.NoError(t, err)
+	runUntil(t, l, func() bool { return sent == len(msg) })
+	assert.Equal(t, msg, got)
+	back := make([]byte, len(msg))
+	require.NoError(t, unix.SetNonblock(b, false))
+	for n := 0; n < len(back); {
+		k, err := unix.Read(b, back[n:])
+		require.NoError(t, err)
+		n += k
+	}
+	assert.Equal(t, msg, back)
+	require.NoError(t, unix.Shutdown(b, unix.SHUT_WR))
+	runUntil(t, l, func() bool { return end != nil })
+	assert.ErrorIs(t, end, io.EOF)
+	n := calls
+	for range 5 {
+		require.NoError(t, l.RunOnce(false))
+	}
+	assert.Equal(t, n, calls, "no call after io.EOF")
+}
+
+// TestCompletionStop: after Stop returns, Recv's callback never runs,
+// and the loop closes cleanly with requests in flight.
+func TestCompletionStop(t *testing.T) {
+	l := newLoop(t)
+	a, b := pair(t)
+	calls := 0
+	w, err := l.Recv(a, func([]byte, error) { calls++ })
+	require.NoError(t, err)
+	require.NoError(t, l.RunOnce(false))
+	require.NoError(t, w.Stop())
+	require.NoError(t, w.Stop(), "idempotent")
+	_, err = unix.Write(b, []byte("x"))
+	require.NoError(t, err)
+	for range 5 {
+		require.NoError(t, l.RunOnce(false))
+	}
+	assert.Zero(t, calls)
+	// A second socket still receiving when the loop closes.
+	c, _ := pair(t)
+	_, err = l.Recv(c, func([]byte, error) { calls++ })
+	require.NoError(t, err)
+	require.NoError(t, l.RunOnce(false))
+}
+
+// TestCompletionErrors: bad arguments are errors, never panics.
+func TestCompletionErrors(t *testing.T) {
+	l := newLoop(t)
+	_, err := l.Recv(-1, func([]byte, error) {})
+	assert.ErrorIs(t, err, unix.EBADF)
+	a, _ := pair(t)
+	_, err = l.Recv(a, nil)
+	assert.ErrorIs(t, err, os.ErrInvalid)
+	assert.ErrorIs(t, l.Send(a, nil, func(int, error) {}), os.ErrInvalid)
+	assert.ErrorIs(t, l.Send(a, []byte("x"), nil), os.ErrInvalid)
+	assert.ErrorIs(t, l.Send(-1, []byte("x"), func(int, error) {}), unix.EBADF)
+	require.NoError(t, l.Close())
+	_, err = l.Recv(a, func([]byte, error) {})
+	assert.ErrorIs(t, err, loop.ErrClosed)
+	assert.ErrorIs(t, l.Send(a, []byte("x"), func(int, error) {}), loop.ErrClosed)
+}
+
+// BenchmarkEcho compares the loop's two ways to serve a TCP echo: readiness
+// (Watch, then read and write syscalls in the callback) and completion
+// (Recv into the provided buffers, Send). Clients are goroutines of the
+// same process on package net, the same in both modes, so the difference
+// of the two ns/op is the server's; an op is one round trip of one
+// connection. cpu-ns/rt is the process's CPU time per round trip,
+// clients included.
+func BenchmarkEcho(b *testing.B) {
+	for _, conns := range []int{1, 64} {
+		for _, size := range []int{64, 16 << 10} {
+			for _, mode := range []string{"readiness", "completion", "completion-multishot"} {
+				name := "conns=" + strconv.Itoa(conns) + "/size=" + strconv.Itoa(size) + "/" + mode
+				b.Run(name, func(b *testing.B) {
+					recvMulti = mode == "completion-multishot"
+					defer func() { recvMulti = false }()
+					benchEcho(b, conns, size, mode != "readiness")
+				})
+			}
+		}
+	}
+}
+
+func benchEcho(b *testing.B, conns, size int, completion bool) {
+	l, err := New()
+	require.NoError(b, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() { done <- l.Run() }()
+	defer func() {
+		l.Stop()
+		<-done
+		require.NoError(b, l.Close())
+	}()
+	clients := make([]net.Conn, conns)
+	servers := make([]net.Conn, conns)
+	for i := range clients {
+		clients[i], err = net.Dial("tcp", ln.Addr().String())
+		require.NoError(b, err)
+		defer clients[i].Close()
+		servers[i], err = ln.Accept()
+		require.NoError(b, err)
+		defer servers[i].Close()
+		var fd int
+		sc, err := servers[i].(*net.TCPConn).SyscallConn()
+		require.NoError(b, err)
+		require.NoError(b, sc.Control(func(f uintptr) { fd = int(f) }))
+		errc := make(chan error, 1)
+		require.NoError(b, l.Post(func() { errc <- serveEcho(l, fd, completion) }))
+		require.NoError(b, <-errc)
+	}
+	per := b.N/conns + 1
+	var wg sync.WaitGroup
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, size)
+			for range per {
+				if _, err := c.Write(buf); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(per*conns), "cpu-ns/rt")
+}
+
+// processCPU is the CPU time the process has used, user and system, in
+// ns: a round trip's CPU cost is less disturbed by the other work of a
+// loaded machine than its wall time.
+func processCPU(b *testing.B) int64 {
+	var ru unix.Rusage
+	require.NoError(b, unix.Getrusage(unix.RUSAGE_SELF, &ru))
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// serveEcho serves one connection's echo on l, in either mode.
+func serveEcho(l *Loop, fd int, completion bool) error {
+	if !completion {
+		buf := make([]byte, 64<<10)
+		_, err := l.Watch(fd, loop.Readable, func(loop.Events) {
+			for {
+				n, err := unix.Read(fd, buf)
+				if n <= 0 || err != nil {
+					return
+				}
+				for p := buf[:n]; len(p) > 0; {
+					k, err := unix.Write(fd, p)
+					if k > 0 {
+						p = p[k:]
+					} else if err != unix.EAGAIN {
+						return
+					}
+				}
+			}
+		})
+		return err
+	}
+	// Two buffers, so that the echo allocates nothing per message: one
+	// being sent, the other filling meanwhile.
+	bufs := [2][]byte{make([]byte, 0, 64<<10), make([]byte, 0, 64<<10)}
+	fill, sending := 0, false
+	var send func()
+	sendDone := func(int, error) {
+		sending = false
+		send()
+	}
+	send = func() {
+		if sending || len(bufs[fill]) == 0 {
+			return
+		}
+		out := bufs[fill]
+		fill ^= 1
+		bufs[fill] = bufs[fill][:0]
+		sending = true
+		if l.Send(fd, out, sendDone) != nil {
+			sending = false
+		}
+	}
+	_, err := l.Recv(fd, func(p []byte, err error) {
+		if err != nil {
+			return
+		}
+		bufs[fill] = append(bufs[fill], p...)
+		send()
+	})
+	return err
+}
+
+// TestCompletionSyscallErrors: a failed receive or send reaches its
+// callback once, as a *os.SyscallError with the kernel's errno.
+func TestCompletionSyscallErrors(t *testing.T) {
+	l := newLoop(t)
+	// recv(2) on a pipe: ENOTSOCK.
+	fds := make([]int, 2)
+	require.NoError(t, unix.Pipe2(fds, unix.O_NONBLOCK|unix.O_CLOEXEC))
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	var recvErr error
+	calls := 0
+	_, err := l.Recv(fds[0], func(p []byte, err error) {
+		calls++
+		recvErr = err
+	})
+	require.NoError(t, err)
+	_, err = unix.Write(fds[1], []byte("x"))
+	require.NoError(t, err)
+	runUntil(t, l, func() bool { return recvErr != nil })
+	var se *os.SyscallError
+	require.ErrorAs(t, recvErr, &se)
+	assert.Equal(t, "recv", se.Syscall)
+	assert.ErrorIs(t, recvErr, unix.ENOTSOCK)
+	// A send to a peer that has gone: EPIPE (MSG_NOSIGNAL: no SIGPIPE).
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	a := sp[0]
+	defer unix.Close(a)
+	require.NoError(t, unix.Close(sp[1]))
+	var sendErr error
+	sent := -1
+	require.NoError(t, l.Send(a, []byte("hello"), func(n int, err error) { sent, sendErr = n, err }))
+	runUntil(t, l, func() bool { return sent >= 0 })
+	assert.Zero(t, sent)
+	assert.ErrorIs(t, sendErr, unix.EPIPE)
+	for range 5 {
+		require.NoError(t, l.RunOnce(false))
+	}
+	assert.Equal(t, 1, calls, "a failed receive is reported once")
+}
