@@ -155,9 +155,13 @@ func watchHeap(b *testing.B, backend string, n int) (float64, bool) {
 		}
 	}()
 	for range n {
-		p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0) // the flags are Linux's; set them apart
 		require.NoError(b, err)
 		fds = append(fds, p[0], p[1])
+		for _, fd := range p {
+			unix.CloseOnExec(fd)
+			require.NoError(b, unix.SetNonblock(fd, true))
+		}
 	}
 	cb := func(loop.Events) {}
 	ws := make([]loop.IOWatcher, 0, n)
