@@ -35,14 +35,6 @@ import (
 //     (scheduler/stream.go) only stops reading and does not shut the
 //     socket down, as its comment says, because evio would take the EOF
 //     for the peer's and close the connection.
-//   - uring-closed-unixgram-peer-writeto (once in 60,000 operations
-//     with `evhub fuzz -backend uring -ops 60000 -seed 11 -workers 4`,
-//     often with 8 inputs at once on an idle machine): A closes its unixgram socket; B's WriteTo A's path
-//     fails with ECONNREFUSED on net and succeeds on uring: the socket
-//     outlived Close. backends/uring's Watcher.Stop submits the
-//     cancellation of a pending poll request, which holds a reference to
-//     the fd's file, without always reaping it before it returns, so the
-//     hub's close of the fd does not yet close the socket.
 //   - evio-closeread-after-fin-acked: B closed, A read its EOF and
 //     called CloseWrite, and B's kernel acknowledged A's FIN: A's socket
 //     is closed in the kernel, and CloseRead fails with ENOTCONN on net
@@ -106,7 +98,6 @@ func TestKnownDivergences(t *testing.T) {
 // that a run of their input often does not show them: not reproducing one
 // is logged, not a failure.
 var rareDivergences = map[string]bool{
-	"uring-closed-unixgram-peer-writeto":  true,
 	"cev-write-after-peer-close-rst":      true,
 	"netpoll-closewrite-after-peer-close": true,
 }

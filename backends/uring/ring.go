@@ -318,6 +318,18 @@ func (r *ring) ready() bool {
 	return atomic.LoadUint32(r.cqTail) != atomic.LoadUint32(r.cqHead)
 }
 
+// holds reports whether the CQ holds a completion with this user_data,
+// leaving the CQ as it is.
+func (r *ring) holds(data uint64) bool {
+	tail := atomic.LoadUint32(r.cqTail)
+	for head := atomic.LoadUint32(r.cqHead); head != tail; head++ {
+		if r.cqes[head&r.cqMask].userData == data {
+			return true
+		}
+	}
+	return false
+}
+
 // reap appends the CQ's completions to dst, until dst holds max of them
 // (no bound if max <= 0), and frees their slots.
 func (r *ring) reap(dst []cqe, max int) []cqe {

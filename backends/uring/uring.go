@@ -360,6 +360,35 @@ func (l *Loop) submitNow() {
 	}
 }
 
+// awaitCompletion returns once the request with this user_data has
+// completed (its completion is in the CQ or taken from it), or after a
+// bounded wait. A cancelled poll releases its reference to the fd's file
+// only when it completes, and its completion runs as task work on the
+// thread that submitted it: on this thread, the enter that submitted the
+// cancellation ran it; if the loop goroutine has moved to another thread
+// since, the kernel wakes that one to run it, which takes microseconds.
+// Until then closing the fd would not close the socket.
+func (l *Loop) awaitCompletion(data uint64) {
+	for i := range 2000 {
+		for _, c := range l.cqes[l.cqi:] {
+			if c.userData == data {
+				return
+			}
+		}
+		if l.r.holds(data) {
+			return
+		}
+		if l.r.overflowed() && !l.r.ready() {
+			l.submit(false, -1) // moves kept completions into the CQ
+			continue
+		}
+		if i > 0 {
+			time.Sleep(10 * time.Microsecond)
+		}
+		l.submit(false, -1) // runs this thread's task work
+	}
+}
+
 // sqe returns an SQE, flushing the SQ to the kernel when it is full.
 func (l *Loop) sqe() *sqe {
 	for {

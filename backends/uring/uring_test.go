@@ -166,6 +166,36 @@ func TestStopReleasesFile(t *testing.T) {
 	}
 }
 
+// TestStopReleasesFileFromAnotherThread: a poll submitted from one
+// thread and stopped from another holds the fd's file until its
+// completion has run as task work on the first thread; Stop waits for
+// it, so the peer sees the close at once, as with net.
+func TestStopReleasesFileFromAnotherThread(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l := newLoop(t)
+	for i := range 100 {
+		a, b := pair(t)
+		w, err := l.Watch(a, loop.Readable, func(loop.Events) {})
+		require.NoError(t, err)
+		submitted, release := make(chan error), make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // another thread, kept alive (parked) below
+			defer runtime.UnlockOSThread()
+			submitted <- l.RunOnce(false)
+			<-release
+		}()
+		require.NoError(t, <-submitted)
+		require.NoError(t, w.Stop())
+		require.NoError(t, unix.Close(a))
+		var buf [1]byte
+		n, err := unix.Read(b, buf[:])
+		close(release)
+		require.NoError(t, err, "round %d: the peer of a closed, stopped fd must see EOF at once", i)
+		require.Zero(t, n, "round %d", i)
+	}
+}
+
 // TestCancelledByKernel: a request that the kernel ends on its own (here
 // a cancellation nobody asked for, as when the thread that submitted it
 // exits) is submitted again, so the watcher keeps firing.

@@ -209,16 +209,18 @@ func (w *watcher) Stop() error {
 		return nil
 	}
 	live := w.is(fLive)
+	data := watchData(w.slot, w.gen)
 	w.disarm()
 	l.slots[w.slot] = nil
 	l.free = append(l.free, freeSlot{w.slot, w.gen})
 	if live {
-		// A pending poll holds a reference to the fd's file: until it is
-		// cancelled, closing the fd does not close the socket (a listener
-		// would still take connections). Cancel now, not with the next
-		// enter: the caller closes the fd next. When the request's wake-ups
-		// run on this thread, the file is released before this returns.
+		// A pending poll holds a reference to the fd's file: until it
+		// has completed, closing the fd does not close the socket (a
+		// listener would still take connections, a datagram socket
+		// still receive). Cancel now, not with the next enter, and wait
+		// for the poll's completion: the caller closes the fd next.
 		l.submitNow()
+		l.awaitCompletion(data)
 	}
 	return nil
 }
