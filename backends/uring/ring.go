@@ -318,16 +318,28 @@ func (r *ring) ready() bool {
 	return atomic.LoadUint32(r.cqTail) != atomic.LoadUint32(r.cqHead)
 }
 
-// holds reports whether the CQ holds a completion with this user_data,
-// leaving the CQ as it is.
-func (r *ring) holds(data uint64) bool {
+// count is how many completions in the CQ match, leaving the CQ as it
+// is.
+func (r *ring) count(match func(*cqe) bool) int {
+	n := 0
 	tail := atomic.LoadUint32(r.cqTail)
 	for head := atomic.LoadUint32(r.cqHead); head != tail; head++ {
-		if r.cqes[head&r.cqMask].userData == data {
-			return true
+		if match(&r.cqes[head&r.cqMask]) {
+			n++
 		}
 	}
-	return false
+	return n
+}
+
+// mark sets the user_data of the completions in the CQ that match (the
+// kernel does not read the entries between head and tail again).
+func (r *ring) mark(match func(*cqe) bool, data uint64) {
+	tail := atomic.LoadUint32(r.cqTail)
+	for head := atomic.LoadUint32(r.cqHead); head != tail; head++ {
+		if c := &r.cqes[head&r.cqMask]; match(c) {
+			c.userData = data
+		}
+	}
 }
 
 // reap appends the CQ's completions to dst, until dst holds max of them

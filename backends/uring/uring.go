@@ -360,25 +360,38 @@ func (l *Loop) submitNow() {
 	}
 }
 
-// awaitCompletion returns once the request with this user_data has
-// completed (its completion is in the CQ or taken from it), or after a
-// bounded wait. A cancelled poll releases its reference to the fd's file
-// only when it completes, and its completion runs as task work on the
-// thread that submitted it: on this thread, the enter that submitted the
-// cancellation ran it; if the loop goroutine has moved to another thread
-// since, the kernel wakes that one to run it, which takes microseconds.
-// Until then closing the fd would not close the socket.
-func (l *Loop) awaitCompletion(data uint64) {
+// awaitAbandoned returns once the final completions of n abandoned
+// requests of the watcher in slot are in the CQ or taken from it (they
+// are then marked to be ignored, as the slot may be reused before they
+// are dispatched), or after a bounded wait. A cancelled poll releases
+// its reference to the fd's file only when it completes, and its
+// completion runs as task work on the thread that submitted it: on this
+// thread, the enter that submitted the cancellation ran it; if the loop
+// goroutine has moved to another thread since, the kernel wakes that one
+// to run it, which takes microseconds. Until then closing the fd would
+// not close the socket.
+func (l *Loop) awaitAbandoned(slot int32, n int) {
+	mine := func(c *cqe) bool {
+		return c.userData>>56 == kindWatch && int32(uint32(c.userData)) == slot && c.flags&cqeFMore == 0
+	}
 	for i := range 2000 {
-		for _, c := range l.cqes[l.cqi:] {
-			if c.userData == data {
-				return
+		found := 0
+		for j := l.cqi; j < len(l.cqes); j++ {
+			if mine(&l.cqes[j]) {
+				found++
 			}
 		}
-		if l.r.holds(data) {
+		found += l.r.count(mine)
+		if found >= n {
+			for j := l.cqi; j < len(l.cqes); j++ {
+				if mine(&l.cqes[j]) {
+					l.cqes[j].userData = ignoreData
+				}
+			}
+			l.r.mark(mine, ignoreData)
 			return
 		}
-		if l.r.overflowed() && !l.r.ready() {
+		if l.r.overflowed() {
 			l.submit(false, -1) // moves kept completions into the CQ
 			continue
 		}
@@ -467,8 +480,15 @@ func (l *Loop) complete(c cqe) int {
 		return 0
 	}
 	w := l.slots[i]
-	if w == nil || w.gen != uint32(c.userData>>32)&genMask {
-		return 0 // a request abandoned by Stop or Modify
+	if w == nil {
+		return 0 // a request abandoned by Stop
+	}
+	if w.gen != uint32(c.userData>>32)&genMask {
+		// A request abandoned by Modify.
+		if c.flags&cqeFMore == 0 && w.abandoned > 0 {
+			w.abandoned--
+		}
+		return 0
 	}
 	live := c.flags&cqeFMore != 0
 	w.set(fLive, live)

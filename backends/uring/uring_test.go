@@ -167,9 +167,10 @@ func TestStopReleasesFile(t *testing.T) {
 }
 
 // TestStopReleasesFileFromAnotherThread: a poll submitted from one
-// thread and stopped from another holds the fd's file until its
-// completion has run as task work on the first thread; Stop waits for
-// it, so the peer sees the close at once, as with net.
+// thread and stopped (or replaced by Modify) from another holds the fd's
+// file until its completion has run as task work on the first thread;
+// Stop waits for every such completion, so the peer sees the close at
+// once, as with net.
 func TestStopReleasesFileFromAnotherThread(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -186,6 +187,13 @@ func TestStopReleasesFileFromAnotherThread(t *testing.T) {
 			<-release
 		}()
 		require.NoError(t, <-submitted)
+		if i%2 == 1 {
+			// A request replaced by Modify from this thread: its
+			// completion, too, is task work of the other one.
+			require.NoError(t, w.Modify(0))
+			require.NoError(t, w.Modify(loop.Readable))
+			require.NoError(t, l.RunOnce(false))
+		}
 		require.NoError(t, w.Stop())
 		require.NoError(t, unix.Close(a))
 		var buf [1]byte

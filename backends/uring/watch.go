@@ -28,6 +28,10 @@ type watcher struct {
 	gen   uint32 // of the current request; genMask bits
 	ev    loop.Events
 	flags wflags
+	// abandoned counts this watcher's requests cancelled by Modify or
+	// Stop whose final completion has not been seen: each holds the fd's
+	// file until then.
+	abandoned uint8
 }
 
 // wflags is a watcher's state.
@@ -162,6 +166,9 @@ func (w *watcher) disarm() {
 		q.addr = watchData(w.slot, w.gen)
 		q.userData = ignoreData
 		w.set(fLive, false)
+		if w.abandoned < 255 {
+			w.abandoned++
+		}
 	}
 	w.gen = (w.gen + 1) & genMask
 }
@@ -208,19 +215,18 @@ func (w *watcher) Stop() error {
 	if l.closed || l.r == nil {
 		return nil
 	}
-	live := w.is(fLive)
-	data := watchData(w.slot, w.gen)
 	w.disarm()
 	l.slots[w.slot] = nil
 	l.free = append(l.free, freeSlot{w.slot, w.gen})
-	if live {
+	if w.abandoned > 0 {
 		// A pending poll holds a reference to the fd's file: until it
 		// has completed, closing the fd does not close the socket (a
 		// listener would still take connections, a datagram socket
 		// still receive). Cancel now, not with the next enter, and wait
-		// for the poll's completion: the caller closes the fd next.
+		// for the completions of this one and of those Modify replaced:
+		// the caller closes the fd next.
 		l.submitNow()
-		l.awaitCompletion(data)
+		l.awaitAbandoned(w.slot, int(w.abandoned))
 	}
 	return nil
 }
