@@ -80,9 +80,17 @@
 //     EALREADY and leaves it armed. A pending poll holds a reference to the
 //     fd's file, so a closed fd whose poll was not cancelled keeps its
 //     socket open (the peer never sees the FIN, a closed listener still
-//     takes connections: both found by the suite). Stop therefore submits
-//     its cancellation at once (one io_uring_enter, what epoll_ctl would
-//     cost); Modify's go out with the next enter.
+//     takes connections: both found by the suite). The reference goes
+//     only when the request completes, and its completion runs as task
+//     work on the thread that submitted it, which after the loop
+//     goroutine moved is another one (the kernel wakes it). Stop therefore
+//     submits its cancellation at once (one io_uring_enter, what
+//     epoll_ctl would cost) and waits until the final completions of the
+//     watcher's requests still in flight, those Modify replaced too
+//     (counted per watcher), are in the CQ; the fuzzer found a closed
+//     unixgram socket still taking datagrams, and a closed stream whose
+//     peer could still write, without that wait. Modify's cancellations
+//     go out with the next enter.
 //   - A request the kernel ends on its own (a multishot one on CQ
 //     overflow, any one cancelled because the thread that submitted it
 //     exited) is submitted again; an fd found closed (a caller's bug) gets
