@@ -93,15 +93,7 @@ func TestListenSpread(t *testing.T) {
 				}
 			}()
 			for range 30 {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				require.NoError(t, err)
-				require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-				_, err = c.Write([]byte("hi"))
-				require.NoError(t, err)
-				b := make([]byte, 2)
-				_, err = io.ReadFull(c, b)
-				require.NoError(t, err)
-				c.Close()
+				echoOnce(t, ln.Addr().String(), "hi")
 			}
 			counts := map[*scheduler.Hub]int{}
 			for range 30 {
@@ -183,16 +175,7 @@ func TestListenSpreadReusePort(t *testing.T) {
 				}
 			}()
 			for range n {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				require.NoError(t, err)
-				require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-				_, err = c.Write([]byte("hi"))
-				require.NoError(t, err)
-				b := make([]byte, 2)
-				_, err = io.ReadFull(c, b)
-				require.NoError(t, err)
-				require.Equal(t, "hi", string(b))
-				c.Close()
+				echoOnce(t, ln.Addr().String(), "hi")
 			}
 			counts := map[*scheduler.Hub]int{}
 			for range n {
@@ -257,18 +240,25 @@ func TestListenSpreadReusePortPerHub(t *testing.T) {
 				require.NoError(t, err)
 			}
 			for range 20 {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				require.NoError(t, err)
-				require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-				_, err = c.Write([]byte("ok"))
-				require.NoError(t, err)
-				b := make([]byte, 2)
-				_, err = io.ReadFull(c, b)
-				require.NoError(t, err)
-				c.Close()
+				echoOnce(t, ln.Addr().String(), "ok")
 			}
 			require.EqualValues(t, 20, served.Load(), "connections served by the hub that accepted them")
 			require.NoError(t, ln.Close())
 		})
 	}
+}
+
+// echoOnce dials addr, sends msg and requires it back.
+func echoOnce(t *testing.T, addr, msg string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Write([]byte(msg))
+	require.NoError(t, err)
+	b := make([]byte, len(msg))
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err)
+	require.Equal(t, msg, string(b))
 }
