@@ -47,8 +47,11 @@
 //     evio). Nothing here relies on Wake alone: commands go through the kick
 //     socket (level-triggered: a byte cannot be missed; 6-9 µs a round
 //     trip), and each Wake the backend still needs (to hand evio output, or
-//     a close) is followed by a kick. TestNoWakeStall runs 20,000 writes
-//     through that path; none may take 90 ms (a lost wake-up waits 100).
+//     a close) is followed by a kick. The backend counts every wake evio
+//     has not delivered by the kick round after the one that issued it;
+//     TestNoWakeStall runs 20,000 writes through that path and requires
+//     the count to stay 0, and BenchmarkWakeStall reports their latency
+//     (a lost wake-up would show as a max near 100 ms).
 //   - Output handed back from Data(c, nil) after a Wake replaces the
 //     output evio still holds, silently dropping bytes. Writes here go
 //     straight to the kernel, from the writer's goroutine, through a
