@@ -9,7 +9,7 @@ import (
 )
 
 // onEvent is Polling's callback, once per event of a wait.
-func (l *Loop) onEvent(fd int, ev netpoll.IOEvent, _ netpoll.IOFlags) error {
+func (l *Loop) onEvent(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) error {
 	l.inEvent = true
 	switch {
 	case fd == l.tfd:
@@ -29,7 +29,7 @@ func (l *Loop) onEvent(fd int, ev netpoll.IOEvent, _ netpoll.IOFlags) error {
 			l.trigger(l.drainFn)
 		}
 	case !l.nested:
-		l.onIO(fd, decode(ev))
+		l.onIO(fd, decodeEvent(ev, flags))
 	case fd == l.regFD:
 		if l.once {
 			if l.onceIO {

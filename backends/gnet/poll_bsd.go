@@ -91,6 +91,19 @@ func waitInner(kq int, raw rawEvents, ready []readyEvent) []readyEvent {
 	return ready
 }
 
+// decodeEvent maps an event of Polling's callback (a filter) to
+// readiness, as waitInner does. Only a loop with one poller uses it, and
+// the BSDs never open one (onePoller).
+func decodeEvent(filter netpoll.IOEvent, _ netpoll.IOFlags) loop.Events {
+	switch int(filter) {
+	case unix.EVFILT_READ:
+		return loop.Readable
+	case unix.EVFILT_WRITE:
+		return loop.Writable
+	}
+	return 0
+}
+
 // goTimerSource drives the timer heap with a runtime timer that Triggers
 // the poller: the BSDs have no timerfd, and gnet's poller exposes no
 // EVFILT_TIMER.

@@ -81,6 +81,9 @@ func waitInner(epfd int, raw rawEvents, ready []readyEvent) []readyEvent {
 	return ready
 }
 
+// decodeEvent maps an event of Polling's callback to readiness.
+func decodeEvent(ev netpoll.IOEvent, _ netpoll.IOFlags) loop.Events { return decode(ev) }
+
 // decode maps epoll's event bits to readiness; hang-up and error count as
 // both directions (and a peer's half-close as readable) so that the next
 // syscall surfaces them.
