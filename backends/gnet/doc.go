@@ -11,13 +11,27 @@
 // ModReadWrite and Delete; the loop runs its Polling, and Post and Stop
 // wake it with its Trigger. A batch therefore costs what it costs gnet's
 // own engine: one epoll_wait, blocking when the loop is idle, and after
-// events a non-blocking one (Polling's own rhythm). Measured on a 2-core
-// x86-64 VM shared with other benchmarks, counting the server's syscalls
-// with `perf stat -e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_write
-// -p PID` over 1.5 s of `evhub bench -backend gnet -workload pingpong-1`:
-// 1.98 epoll_pwait per round trip for the reactor row and 1.90 for the hub
-// row, against 1.96 for raw gnet's engine; with the two pollers below, the
-// way this package worked on Linux before, 2.94 and 2.90.
+// events a non-blocking one (Polling's own rhythm). Counted on a 2-core
+// x86-64 VM shared with other benchmarks, with
+// `perf stat -e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_write
+// -p PID -- sleep 1.5` on the server child (evhub __serve) one second
+// into its row of `evhub bench -backend gnet -workload pingpong-1
+// -duration 3s -reps 1 -micro 0`, epoll_pwait per write (per round trip),
+// two runs: reactor row 1.94 and 1.98, hub row 1.90 and 1.94, raw gnet's
+// engine 1.73 to 1.96; with two pollers, the way this package worked on
+// Linux before (commit f8ab62a), the reactor row took 2.93 and 2.94 and
+// the hub row 2.75 and 2.90.
+//
+// Server CPU per round trip, the same bench's srv µs/rt column, ratio to
+// raw gnet's in the same run, medians of five runs of `evhub bench
+// -backend gnet -workload pingpong-1,pingpong-64 -reps 3 -duration 1s
+// -warmup 250ms -micro 0` interleaved with five of f8ab62a: reactor row
+// 1.05 at one connection and 0.97 at 64 (two pollers: 1.10 and 0.85), hub
+// row 1.11 and 1.04 (1.10 and 1.23). The VM was loaded (load average 5 to
+// 8 on 2 cores, raw gnet at 100 to 120 µs per round trip instead of about
+// 23): single runs ranged from 0.86 to 1.31, wider than any of these
+// differences, so the syscall counts above are the measure this design
+// rests on.
 //
 // Polling calls back once per event and shows no batch's end, so what the
 // loop does when a batch of callbacks ends — drain what they posted (with
@@ -101,15 +115,24 @@
 // fresh one takes its place; the watched fds and their edge state live in
 // the registration poller and survive. Run pays this once, at Stop; a
 // RunOnce each time. BenchmarkRunOnce measures the three ways
-// (go test -run '^$' -bench RunOnce ./backends/gnet/).
+// (go test -run '^$' -bench RunOnce -benchtime 20000x -count 3
+// ./backends/gnet/, on the loaded VM above): a RunOnce(false) costs 4 to
+// 15 µs with one poller, 5 to 7 µs with two and reuse, 35 to 155 µs with
+// two and a fresh poller each time.
 //
 // # Yielding
 //
 // After callbacks the loop yields ([loop.Batch]: one runtime.Gosched), so
 // that a goroutine the callbacks readied into the runnext slot of the
 // loop's P runs at once instead of waiting for sysmon to steal it while
-// Polling blocks the thread in epoll_wait. BenchmarkYield shows the effect
-// (go test -run '^$' -bench Yield -count 6 ./backends/gnet/).
+// Polling blocks the thread in epoll_wait. With one poller the loop yields
+// after each fd's callbacks, although Polling runs runtime.Gosched itself
+// when a non-blocking wait finds nothing: that comes one syscall later,
+// and measures slower. BenchmarkYield shows the effect (go test -run '^$' -bench Yield
+// -benchtime 20000x -count 3 ./backends/gnet/, on the loaded VM above,
+// ranges of three): a Post round trip takes 1.9 to 7.1 µs with the yield
+// and 8.5 to 9.9 µs without; fd readiness to a woken goroutine 12.8 to 14.0
+// µs and 16.5 to 18.9 µs.
 // TestPingPongStalls is the regression test.
 //
 // The package never builds gnet's poll_opt variant. On a platform gnet's
