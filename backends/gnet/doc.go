@@ -49,13 +49,17 @@
 //     quarantined: its events are ignored until a Trigger'd task releases
 //     it in the next wait's chores, where an edge-triggered registration
 //     is re-applied, so that the new file's readiness, if any, is reported
-//     once. Level-triggered readiness is reported again anyway. A fresh fd
-//     number costs nothing of this.
+//     once. Level-triggered readiness is reported again anyway. A reused
+//     number costs one eventfd write (the Trigger) and its registration
+//     waits one wait; a number not reused within a wait costs nothing.
 //
-// RunOnce is one wait: the Trigger that ends it is seen by the next wait,
-// which may collect more; a level-triggered fd already dispatched in this
-// RunOnce is left for the next one (its readiness is reported again), an
-// edge is dispatched at once (it would not be).
+// RunOnce(false) Triggers its end before it polls, so it is one wait.
+// RunOnce(true) ends after the wait that found something, but the Trigger
+// it then issues runs in the chores of the next wait, after that wait's
+// events: of those, a
+// level-triggered fd already dispatched in this RunOnce is left for the
+// next one (its readiness is reported again) and an edge is dispatched at
+// once (it would not be).
 //
 // # Two pollers (kqueue)
 //
