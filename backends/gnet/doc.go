@@ -23,13 +23,14 @@
 // the hub row 2.75 and 2.90.
 //
 // Server CPU per round trip, the same bench's srv µs/rt column, ratio to
-// raw gnet's in the same run, medians of five runs of `evhub bench
+// raw gnet's in the same run, medians of eight runs of `evhub bench
 // -backend gnet -workload pingpong-1,pingpong-64 -reps 3 -duration 1s
-// -warmup 250ms -micro 0` interleaved with five of f8ab62a: reactor row
-// 1.05 at one connection and 0.97 at 64 (two pollers: 1.10 and 0.85), hub
-// row 1.11 and 1.04 (1.10 and 1.23). The VM was loaded (load average 5 to
-// 8 on 2 cores, raw gnet at 100 to 120 µs per round trip instead of about
-// 23): single runs ranged from 0.86 to 1.31, wider than any of these
+// -warmup 250ms -micro 0` interleaved with eight of f8ab62a: reactor row
+// 1.05 at one connection and 0.91 at 64 (two pollers: 1.12 and 0.87), hub
+// row 1.06 and 1.00 (1.08 and 1.17), cooperative-task row 1.05 and 1.10
+// (1.14 and 1.07). The VM was loaded (load average 5 to 10 on 2 cores,
+// raw gnet at 87 to 125 µs per round trip at one connection instead of
+// about 23): single runs ranged from 0.74 to 1.41, wider than these
 // differences, so the syscall counts above are the measure this design
 // rests on.
 //
@@ -50,8 +51,9 @@
 //     it in the next wait's chores, where an edge-triggered registration
 //     is re-applied, so that the new file's readiness, if any, is reported
 //     once. Level-triggered readiness is reported again anyway. A reused
-//     number costs one eventfd write (the Trigger) and its registration
-//     waits one wait; a number not reused within a wait costs nothing.
+//     number costs one eventfd write (the Trigger), and its first events
+//     wait for the next wait's chores; a number not reused within a wait
+//     costs nothing.
 //
 // RunOnce(false) Triggers its end before it polls, so it is one wait.
 // RunOnce(true) ends after the wait that found something, but the Trigger
