@@ -48,7 +48,7 @@
 //     socket (level-triggered: a byte cannot be missed; 6-9 µs a round
 //     trip), and each Wake the backend still needs (to hand evio output, or
 //     a close) is followed by a kick. TestNoWakeStall runs 20,000 writes
-//     through that path; none may take 50 ms.
+//     through that path; none may take 90 ms (a lost wake-up waits 100).
 //   - Output handed back from Data(c, nil) after a Wake replaces the
 //     output evio still holds, silently dropping bytes. Writes here go
 //     straight to the kernel, from the writer's goroutine, through a
@@ -74,7 +74,7 @@
 //     that the loop has not handled). A unix socket cannot do that: the
 //     kernel resets a unix peer only for bytes it still holds, so there
 //     the peer reads io.EOF (declared: loop.CapUnixUnreadReset).
-//   - A peer's reset is a pending socket error that the kernel reports
+//     A peer's reset is a pending socket error that the kernel reports
 //     once; the MSG_PEEK below would take it, so the stream keeps it and
 //     reports it in place of the EOF evio reads next. Pausing is an
 //     epoll_ctl on evio's poller (one syscall per change); each time evio
