@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -332,4 +333,62 @@ func TestStderrPipeFromTask(t *testing.T) {
 			require.Equal(t, before, openFDs(t), "no fd left open")
 		})
 	}
+}
+
+// TestChildrenPinNoThreads: 60 children that run for a while, waited for
+// from tasks, hold no thread each on any backend (a pidfd on the hub's
+// loop, or on the runtime's poller where the loop cannot watch fds):
+// the process's thread count stays within 20 of what it was.
+func TestChildrenPinNoThreads(t *testing.T) {
+	before, ok := threads()
+	if !ok {
+		t.Skip("no /proc/self/status Threads on this platform")
+	}
+	for _, name := range loop.Names() {
+		t.Run(name, func(t *testing.T) {
+			h := openHub(t, name)
+			const n = 60
+			release, err := os.CreateTemp(t.TempDir(), "release")
+			require.NoError(t, err)
+			require.NoError(t, release.Close())
+			require.NoError(t, os.Remove(release.Name()))
+			g := h.NewGroup(context.Background(), 0)
+			for range n {
+				require.NoError(t, g.Go(func(ctx context.Context) error {
+					// Each child waits until the file exists (at most 20 s).
+					script := fmt.Sprintf("i=0; while [ ! -e %s ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done", release.Name())
+					return hubexec.Command(h, "sh", "-c", script).Run()
+				}))
+			}
+			// Wait until every child runs and its Wait is parked.
+			peak := 0
+			for range 40 {
+				time.Sleep(50 * time.Millisecond)
+				if th, ok := threads(); ok {
+					peak = max(peak, th)
+				}
+			}
+			require.NoError(t, os.WriteFile(release.Name(), nil, 0o600))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			require.NoError(t, g.Wait(ctx))
+			t.Logf("threads: %d before, at most %d while %d children ran", before, peak, n)
+			assert.LessOrEqual(t, peak, before+20, "threads pinned by children waited for")
+		})
+	}
+}
+
+// threads is the process's thread count.
+func threads() (int, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
