@@ -109,7 +109,8 @@ type Loop struct {
 	br       *bufRing
 	ops      []*op // Recvs and Sends by slot; nil when free
 	freeOps  []freeSlot
-	inflight int // Sends in the kernel
+	spareOps []*op // finished Sends, for reuse
+	inflight int   // Sends in the kernel
 }
 
 // freeSlot is a slot without a watcher and the generation its next
@@ -621,7 +622,7 @@ func (l *Loop) release() error {
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
 	l.slots, l.free, l.cqes, l.cqi = nil, nil, nil, 0
-	l.ops, l.freeOps, l.inflight = nil, nil, 0
+	l.ops, l.freeOps, l.spareOps, l.inflight = nil, nil, nil, 0
 	if l.br != nil {
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))
