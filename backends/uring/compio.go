@@ -60,15 +60,18 @@ type bufRing struct {
 
 // op is one Recv or Send in flight, named by its slot in l.ops and its
 // generation, as watches are.
+//
+// A receiving socket holds one for as long as it receives: 48 bytes (a
+// size class of the allocator; TestOpSize).
 type op struct {
 	l     *Loop
+	recv  func(p []byte, err error)
+	send  func(n int, err error)
+	p     *byte // a Send's first byte: its buffer stays reachable until the completion
 	fd    int32
 	slot  int32
 	gen   uint32
 	live  bool
-	recv  func(p []byte, err error)
-	send  func(n int, err error)
-	p     []byte // a Send's bytes, kept reachable until its completion
 	which uint8
 }
 
@@ -130,22 +133,13 @@ func (b *bufRing) publish() {
 	atomic.StoreUint32(p, v&0xffff|uint32(b.tail)<<16)
 }
 
-func (l *Loop) allocOp(o *op) {
-	if n := len(l.freeOps); n > 0 {
-		f := l.freeOps[n-1]
-		l.freeOps = l.freeOps[:n-1]
-		o.slot, o.gen = f.slot, f.gen
-		l.ops[o.slot] = o
-		return
-	}
-	o.slot = int32(len(l.ops))
-	l.ops = append(l.ops, o)
-}
+func (l *Loop) allocOp(o *op) { o.slot, o.gen = l.ops.add(o, o.gen) }
 
+// freeOp frees o's slot; a late completion of o's request is not
+// delivered (the slot's generation moves on).
 func (l *Loop) freeOp(o *op) {
-	l.ops[o.slot] = nil
 	o.gen = (o.gen + 1) & genMask
-	l.freeOps = append(l.freeOps, freeSlot{o.slot, o.gen})
+	l.ops.remove(o.slot, o.gen)
 }
 
 func (l *Loop) checkFD(op string, fd int) error {
@@ -211,7 +205,7 @@ func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
 		return fmt.Errorf("uring: send fd %d: %d bytes: %w", fd, len(p), os.ErrInvalid)
 	}
 	o := l.spareSend()
-	o.fd, o.send, o.p = int32(fd), cb, p
+	o.fd, o.send, o.p = int32(fd), cb, &p[0]
 	l.allocOp(o)
 	s := l.sqe()
 	s.opcode = opSend
@@ -316,11 +310,7 @@ func (l *Loop) completeOp(c cqe) int {
 		// request, after the callback has used it.
 		defer l.giveBack(uint16(c.flags >> 16))
 	}
-	i := int32(uint32(c.userData))
-	if int(i) >= len(l.ops) {
-		return 0
-	}
-	o := l.ops[i]
+	o := l.ops.get(int32(uint32(c.userData)))
 	if o == nil || o.gen != uint32(c.userData>>32)&genMask || (o.recv == nil && o.send == nil) {
 		return 0
 	}

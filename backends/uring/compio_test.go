@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -129,6 +130,11 @@ func TestCompletionStopLosesNothing(t *testing.T) {
 		}
 		require.Equal(t, string(msg), string(got)+string(rest[:n]), "round %d", round)
 	}
+}
+
+// TestOpSize: a receiving socket's op stays in the 48-byte size class.
+func TestOpSize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(op{}), uintptr(48))
 }
 
 // TestCompletionErrors: bad arguments are errors, never panics.
