@@ -4,7 +4,8 @@
 // goroutine per connection. It is the level at which gnet, evio, nbio and
 // cloudwego/netpoll are used, offered on every loop behind the same
 // conformance suite (conformance.TestReactor), and it knows no backend: it
-// sees only loop.Loop and the optional loop.StreamServer.
+// sees only loop.Loop and the optional loop.StreamServer and
+// loop.Completer.
 //
 //	srv, err := reactor.New(handler, reactor.Options{Backend: "gnet"})
 //	addr, err := srv.Listen("tcp", "127.0.0.1:7008")
@@ -37,6 +38,10 @@
 // handler that needs a whole frame returns without taking anything until
 // InboundBuffered says the frame is there (examples/reactorresp).
 //
+// On a loop that does a socket's I/O itself (loop.Completer: uring) the
+// bytes come from the loop's receive instead of a read(2), and the view is
+// the loop's receive buffer, with the same rules. See "Completion I/O".
+//
 // # Output
 //
 // Write and Writev copy into the connection's pooled output buffer; when
@@ -54,6 +59,33 @@
 // AsyncWrite refuses more with an error wrapping ErrBackpressure instead
 // of buffering without bound. DrainHandler.OnDrain tells a producer when
 // to resume.
+//
+// # Completion I/O
+//
+// When the loop offers loop.Completer, a connection does not watch its
+// socket: it keeps one receive armed (the loop's Recv, which holds no
+// buffer while nothing arrives) and sends with the loop's Send. OnData
+// runs with the received bytes as its view, and what it leaves is copied
+// as above. The output a callback wrote goes in one Send; while it is in
+// flight (one per connection) later writes are buffered behind it and
+// leave together when it completes, so the sends of a busy loop reach
+// the kernel in its one io_uring_enter per iteration instead of a
+// write(2) each. Everything else is kept: AsyncWrite's callbacks run once
+// the Send that carried their bytes completed; the high- and low-water
+// marks count the bytes in flight; Close and CloseWrite wait for them;
+// pausing for backpressure and HandOver stop the receive, and bytes the
+// loop had already taken from the socket as it stopped (loop.Completer
+// gives them to the callback during Stop) become input: shown first on the
+// next OnData, or handed over ahead of the socket's. A connection closed
+// abruptly (an error, a timeout, Shutdown's deadline) with a Send in
+// flight shuts its socket down at once and closes the fd when the send
+// has failed, so that no new socket takes the fd's number while the loop
+// still names it.
+//
+// Options.NoCompletion keeps readiness (Watch, read(2), write(2)) on such
+// a loop. Completion is the default because it costs less CPU wherever
+// several connections are busy, and the same with one; readiness holds
+// less memory per idle connection (the figures below).
 //
 // # Memory
 //
