@@ -44,8 +44,8 @@ import (
 //     million operations on cev and netpoll, in both directions): A
 //     closed; B wrote; then B's write of 0 bytes fails with EPIPE on one
 //     side and succeeds on the other, so one side's kernel had B's RST
-//     and the other's had not, though rule 6 waited 100 ms for it, and
-//     B's reads had returned EOF on both. Not established where it
+//     and the other's had not, though rule 6 waited 100 ms for it (its
+//     bound then; 1 s now), and B's reads had returned EOF on both. Not established where it
 //     lives: a closed end that became a FIN_WAIT2 timewait socket
 //     answers data outside its window with an ACK and no RST, which
 //     would make the reset a matter of timing in the kernel, not in
