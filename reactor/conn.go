@@ -805,7 +805,8 @@ func (c *Conn) finishClose(reason error) {
 		// socket down (the send fails at once if it blocks) and close it
 		// when the send completes.
 		_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
-		el.keepFD(c)
+		el.keepFD(c, int(c.fd))
+		c.fd = -1
 	case c.fd >= 0:
 		_ = unix.Close(int(c.fd))
 		c.fd = -1

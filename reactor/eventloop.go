@@ -28,8 +28,8 @@ type eventLoop struct {
 	cache [4][][]byte
 	bufs  []*connBufs // spare connBufs
 
-	senders []*sender          // spare Send callbacks
-	kept    map[*Conn]struct{} // closed connections whose fd a Send in flight still names
+	senders []*sender     // spare Send callbacks
+	kept    map[*Conn]int // fds of closed connections that a Send in flight still names
 
 	nconn atomic.Int64 // connections assigned to the loop (balancing)
 
@@ -102,29 +102,27 @@ func (s *sender) done(n int, err error) {
 	c.onSent(n, err)
 }
 
-// keepFD holds the fd of a connection closed with a Send in flight until
+// keepFD holds fd, of a connection closed with a Send in flight, until
 // the send completes (buryFD) or the loop is closed (closeKept).
-func (el *eventLoop) keepFD(c *Conn) {
+func (el *eventLoop) keepFD(c *Conn, fd int) {
 	if el.kept == nil {
-		el.kept = map[*Conn]struct{}{}
+		el.kept = map[*Conn]int{}
 	}
-	el.kept[c] = struct{}{}
+	el.kept[c] = fd
 }
 
 func (el *eventLoop) buryFD(c *Conn) {
-	if _, ok := el.kept[c]; ok {
+	if fd, ok := el.kept[c]; ok {
 		delete(el.kept, c)
-		_ = unix.Close(int(c.fd))
-		c.fd = -1
+		_ = unix.Close(fd)
 	}
 }
 
 // closeKept closes the kept fds once the loop is closed (its requests
 // with it).
 func (el *eventLoop) closeKept() {
-	for c := range el.kept {
-		_ = unix.Close(int(c.fd))
-		c.fd = -1
+	for _, fd := range el.kept {
+		_ = unix.Close(fd)
 	}
 	el.kept = nil
 }
