@@ -262,3 +262,74 @@ func TestNoHub(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "no hub"))
 }
+
+// StderrPipe, beside StdoutPipe, from a task: each carries its stream,
+// Wait returns os/exec's *exec.ExitError, and the misuse errors are
+// os/exec's words.
+func TestStderrPipeFromTask(t *testing.T) {
+	const script = "echo out; echo err >&2; exit 3"
+	std := exec.Command("sh", "-c", script)
+	_, err := std.StderrPipe()
+	require.NoError(t, err)
+	_, stdTwice := std.StderrPipe()
+	require.Error(t, stdTwice)
+	std = exec.Command("true")
+	require.NoError(t, std.Start())
+	_, stdAfter := std.StderrPipe()
+	require.Error(t, stdAfter)
+	require.NoError(t, std.Wait())
+
+	for _, name := range loop.Names() {
+		t.Run(name, func(t *testing.T) {
+			h := openHub(t, name)
+			if !loop.Supports(h.Loop(), loop.CapWatch) {
+				_, err := hubexec.Command(h, "sh").StderrPipe()
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+				return
+			}
+			before := openFDs(t)
+			require.NoError(t, inTask(t, h, func(ctx context.Context) error {
+				c := hubexec.Command(h, "sh", "-c", script)
+				errPipe, err := c.StderrPipe()
+				if err != nil {
+					return err
+				}
+				if _, err := c.StderrPipe(); err == nil || err.Error() != stdTwice.Error() {
+					return fmt.Errorf("second StderrPipe: %v, os/exec: %v", err, stdTwice)
+				}
+				outPipe, err := c.StdoutPipe()
+				if err != nil {
+					return err
+				}
+				if err := c.Start(); err != nil {
+					return err
+				}
+				stderr, err := io.ReadAll(errPipe)
+				if err != nil {
+					return err
+				}
+				stdout, err := io.ReadAll(outPipe)
+				if err != nil {
+					return err
+				}
+				if string(stdout) != "out\n" || string(stderr) != "err\n" {
+					return fmt.Errorf("stdout %q, stderr %q", stdout, stderr)
+				}
+				err = c.Wait()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 3 || err.Error() != "exit status 3" {
+					return fmt.Errorf("Wait: %#v, want os/exec's exit status 3", err)
+				}
+				c = hubexec.Command(h, "true")
+				if err := c.Start(); err != nil {
+					return err
+				}
+				if _, err := c.StderrPipe(); err == nil || err.Error() != stdAfter.Error() {
+					return fmt.Errorf("StderrPipe after Start: %v, os/exec: %v", err, stdAfter)
+				}
+				return c.Wait()
+			}))
+			require.Equal(t, before, openFDs(t), "no fd left open")
+		})
+	}
+}
