@@ -79,6 +79,11 @@ type Options struct {
 	// sockets keep the keep-alive settings they have.
 	KeepAlive       time.Duration
 	KeepAliveConfig net.KeepAliveConfig
+	// NoCompletion makes the server use readiness (Watch, then read and
+	// write system calls) on a loop that offers completion I/O
+	// (loop.Completer), which it uses by default: see the package
+	// documentation for what each costs.
+	NoCompletion bool
 }
 
 // Server runs a Handler on N loops. Its methods are safe for concurrent
@@ -579,6 +584,7 @@ func (s *Server) shutdown(ctx context.Context) (graceErr, loopErr error) {
 		if cerr := l.Close(); cerr != nil {
 			errs = append(errs, cerr)
 		}
+		el.closeKept()
 	}
 	return err, errors.Join(errs...)
 }
