@@ -240,9 +240,16 @@ func (pd *pollDesc) sleep(mode int, d time.Duration) error {
 		s.task.Store(t)
 		defer s.task.Store(nil)
 	}
+	// The deadline is taken before the timer starts, so the timer never
+	// fires before the deadline has passed: the other way round, a caller
+	// descheduled between the two (a loaded machine, -race) woke before
+	// its deadline, parked again, and nothing woke it any more.
+	deadline := mono() + int64(d)
+	if testHookSleepDeadline != nil {
+		testHookSleepDeadline()
+	}
 	tm := time.AfterFunc(d, s.signal)
 	defer tm.Stop()
-	deadline := mono() + int64(d)
 	for mono() < deadline {
 		if pd.closing.Load() {
 			return errClosing
@@ -280,6 +287,10 @@ func (pd *pollDesc) arm(mode int) error {
 }
 
 var modeEvents = [2]loop.Events{loop.Readable, loop.Writable}
+
+// testHookSleepDeadline, if set, runs in sleep between taking the
+// deadline and starting the timer: tests delay the caller there.
+var testHookSleepDeadline func()
 
 // testHookFireDisarmed, if set, runs in fire between disarming the idle
 // directions and marking them ready: tests put a waiter there.

@@ -332,3 +332,25 @@ func TestWaitWakesOnClose(t *testing.T) {
 	stopWaiter(t, pd, done)
 	assert.ErrorIs(t, pd.wait(modeWrite), errClosing)
 }
+
+// TestSleepWakesAfterItsDeadline: Accept's back-off sleep must return once
+// its time has passed however late its caller ran between taking the
+// deadline and starting the timer. With the timer started first and the
+// deadline taken after a delay, the timer fired before the deadline, the
+// sleeper parked again, and nothing woke it (Accept stuck after EMFILE on
+// a loaded machine). The hook delays the caller 20 ms there.
+func TestSleepWakesAfterItsDeadline(t *testing.T) {
+	pd, _ := newFakePD(t)
+	testHookSleepDeadline = func() { time.Sleep(20 * time.Millisecond) }
+	defer func() { testHookSleepDeadline = nil }()
+	done := make(chan error, 1)
+	go func() { done <- pd.sleep(modeRead, 5*time.Millisecond) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		pd.closing.Store(true)
+		pd.side[modeRead].signal()
+		t.Fatal("sleep did not return after its deadline")
+	}
+}
