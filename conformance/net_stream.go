@@ -272,16 +272,15 @@ type sockopt struct {
 	buffer     bool // only compared once explicitly set (the kernel tunes it)
 }
 
-// sockopts are read back after each step; keepIdleOpt (the keep-alive idle
-// time, named differently per platform) is added where the platform has it.
+// sockopts are read back after each step; keepAliveOpts (the keep-alive
+// timing options, named differently per platform) are added where the
+// platform has them.
 var sockopts = append([]sockopt{
 	{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, true, false},
 	{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, false, false},
-	{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, true, false},
-	{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, true, false},
 	{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, false, true},
 	{"SO_SNDBUF", unix.SOL_SOCKET, unix.SO_SNDBUF, false, true},
-}, keepIdleOpt...)
+}, keepAliveOpts...)
 
 // readSockopts reads the options of c through its RawConn.
 func readSockopts(t *testing.T, c net.Conn, tcp, buffers bool) map[string]int {

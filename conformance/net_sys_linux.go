@@ -9,8 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// keepIdleOpt is the keep-alive idle time option (SetKeepAlivePeriod).
-var keepIdleOpt = []sockopt{{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, true, false}}
+// keepAliveOpts are the keep-alive timing options: the idle time
+// (SetKeepAlivePeriod), the probe interval and the probe count.
+var keepAliveOpts = []sockopt{
+	{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, true, false},
+	{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, true, false},
+	{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, true, false},
+}
 
 // keepIdleCheck is what the reference shows after SetKeepAlivePeriod(secs).
 func keepIdleCheck(secs int) map[string]int { return map[string]int{"TCP_KEEPIDLE": secs} }

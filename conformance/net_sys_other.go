@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// keepIdleOpt: the keep-alive idle option has a different name on each
+// keepIdleCheck: the keep-alive idle option has a different name on each
 // BSD (TCP_KEEPALIVE on Darwin, none on OpenBSD); its value is not
-// compared here.
-var keepIdleOpt []sockopt
+// compared here. keepAliveOpts (the probe interval and count) are in
+// keepalive_bsd.go, where the platform has them.
 
 func keepIdleCheck(int) map[string]int { return nil }
 
