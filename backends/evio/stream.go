@@ -168,10 +168,10 @@ func (st *stream) writeErrLocked() error {
 			st.pendErr = nil
 			return os.NewSyscallError("write", err)
 		}
-		if st.wrShut {
+		if st.wrShut && st.closeWriteDeferred {
 			return os.NewSyscallError("write", syscall.EPIPE)
 		}
-		return nil
+		return nil // the kernel answers (EPIPE, or an RST's error first)
 	case st.gone && st.goneErr == nil:
 		return os.NewSyscallError("write", errEvioClosed{})
 	case st.gone:
@@ -179,10 +179,12 @@ func (st *stream) writeErrLocked() error {
 			return os.NewSyscallError("write", errno)
 		}
 		return st.goneErr
-	case st.wrShut:
+	case st.wrShut && st.closeWriteDeferred:
+		// The socket is not shut down yet: evio still writes the chunk
+		// before it.
 		return os.NewSyscallError("write", syscall.EPIPE)
 	}
-	return nil
+	return nil // after CloseWrite the kernel answers, as it answers net
 }
 
 // Write takes bytes without blocking (loop.Stream). Safe from any
