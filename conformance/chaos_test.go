@@ -61,7 +61,7 @@ func chaosHub(name string, seed uint64, k *atomic.Uint64, opt chaos.Options) (*s
 // 1 and without the stress area and the few cases whose timing bound
 // cannot hold under chaos lateness, each named and justified there:
 //
-//	EVHUB_CHAOS=1 EVHUB_CHAOS_SEEDS=1 go test -race -run 'TestChaos' \
+//	EVHUB_CHAOS=1 EVHUB_CHAOS_SEEDS=1 go test -race -tags cev,uring -run 'TestChaos' \
 //	  -skip 'TestChaosHubs/.*/.*/stress|TestChaosHubs/.*/.*/deadline/PastFailsPendingWriteTCP|TestChaosHubs/.*/.*/close/Unblocks(Write|ReadAndWrite|Many)TCP' \
 //	  ./conformance/
 func TestChaosHubs(t *testing.T) {
@@ -91,6 +91,27 @@ func TestChaosCooperative(t *testing.T) {
 				var k atomic.Uint64
 				conformance.TestCooperative(t, func() (*scheduler.Hub, error) {
 					return chaosHub(name, seed, &k, chaos.Options{})
+				})
+			})
+		}
+	}
+}
+
+// TestChaosReactor runs the reactor's suite the same way: its callbacks,
+// timeouts and backpressure must hold on a loop that reports readiness
+// spuriously, twice or late.
+func TestChaosReactor(t *testing.T) {
+	chaosEnabled(t)
+	for _, name := range loop.Names() {
+		for _, seed := range chaosSeeds(t) {
+			t.Run(fmt.Sprintf("%s/seed=%d", name, seed), func(t *testing.T) {
+				var k atomic.Uint64
+				conformance.TestReactor(t, func() (loop.Loop, error) {
+					l, err := loop.Open(name)
+					if err != nil {
+						return nil, err
+					}
+					return chaos.WrapOptions(l, seed*1_000_003+k.Add(1), chaos.Options{}), nil
 				})
 			})
 		}
