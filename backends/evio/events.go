@@ -61,6 +61,16 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 	if !ok {
 		return nil, evio.Close
 	}
+	if st.evioGone && !st.rearmed {
+		// An event of evio's current batch, or a Wake, for a stream
+		// that left evio's poller (detachLocked) before evio got to it:
+		// evio must not re-arm it (epoll_ctl would fail, and evio
+		// panics). Bytes it read still go to the handler, in order.
+		if len(in) > 0 {
+			st.deliver(in)
+		}
+		return nil, evio.None
+	}
 	if len(in) > 0 {
 		// Read after Close (looked at before the bytes go out: once
 		// handed over, the application may read them and then close):

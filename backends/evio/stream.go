@@ -70,6 +70,7 @@ type stream struct {
 	applyFn    func()
 
 	// Evio goroutine only.
+	rearmed     bool // detached, then back in evio's poller to close (closeEarly)
 	evioGone    bool
 	openPosted  bool
 	closeHanded bool
@@ -482,6 +483,7 @@ func (st *stream) closeEarly() {
 		return // evio closed it already, as its server stopped
 	}
 	ev := &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(st.fd)}
+	st.rearmed = true
 	if unix.EpollCtl(st.sv.epfd, unix.EPOLL_CTL_ADD, st.fd, ev) != nil {
 		// evio keeps its fd until its server stops.
 		st.mu.Lock()
