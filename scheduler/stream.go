@@ -309,6 +309,9 @@ type streamConn struct {
 	// loop.DirectReadStream); after the queued bytes, reads ask the
 	// kernel (readDirect).
 	direct bool
+	// directErr is an error the kernel reported to a read that returned
+	// bytes: the next read's.
+	directErr error
 }
 
 func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
@@ -445,14 +448,32 @@ func (c *streamConn) Read(b []byte) (int, error) {
 			if resume {
 				c.paused = false
 			}
+			topUp := c.direct && c.unread == 0 && n < len(b) && c.directErr == nil
 			c.mu.Unlock()
 			if resume {
 				c.s.SetReadPaused(false)
 			}
+			if topUp {
+				// As net's read takes all the kernel has: the bytes the
+				// loop read, then those the kernel holds. An error the
+				// kernel reports meanwhile is the next read's.
+				m, err := c.dr.ReadDirect(b[n:])
+				n += m
+				if err != nil && err != io.EOF && err != syscall.EAGAIN && !errors.Is(err, net.ErrClosed) {
+					c.mu.Lock()
+					c.directErr = err
+					c.mu.Unlock()
+				}
+			}
 			return n, nil
 		}
 		if c.direct {
+			err := c.directErr
+			c.directErr = nil
 			c.mu.Unlock()
+			if err != nil {
+				return 0, c.opErr("read", err)
+			}
 			return c.readDirect(b)
 		}
 		switch {
