@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -189,4 +190,29 @@ func TestServeMainErrors(t *testing.T) {
 	assert.ErrorContains(t, ServeMain([]string{"-server", "stdlib", "-proto", "ftp"}, strings.NewReader(""), &out), `unknown protocol "ftp"`)
 	var ld bytes.Buffer
 	assert.ErrorContains(t, LoadMain([]string{"-spec", "{"}, strings.NewReader(""), &ld), "bad -spec")
+}
+
+// TestCompareNamesItsChartFolder: without -out, compare writes its data
+// and charts to a new folder under the temporary directory and names it
+// on its last line of output.
+func TestCompareNamesItsChartFolder(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var out bytes.Buffer
+	err := runWith(&out, "compare", []string{"-backend", "gnet", "-workload", "pingpong-1",
+		"-duration", "300ms", "-warmup", "50ms", "-micro", "0", "-cpus", "none"}, testSpawner)
+	require.NoError(t, err, out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	dirs, err := filepath.Glob(filepath.Join(tmp, "evhub-compare-*"))
+	require.NoError(t, err)
+	require.Len(t, dirs, 1, "one new folder under $TMPDIR")
+	assert.True(t, strings.HasSuffix(last, " to "+dirs[0]), "the last line names the folder: %q", last)
+	for _, f := range []string{"summary.png", "summary.svg", "pingpong-1.png", "results.json", "report.txt"} {
+		st, err := os.Stat(filepath.Join(dirs[0], f))
+		if assert.NoError(t, err, f) {
+			assert.Positive(t, st.Size(), f)
+		}
+	}
 }

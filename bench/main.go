@@ -24,7 +24,10 @@ func Bench(w io.Writer, args []string) error { return run(w, "bench", args) }
 // its last line of output.
 func Compare(w io.Writer, args []string) error { return run(w, "compare", args) }
 
-func run(w io.Writer, name string, args []string) error {
+func run(w io.Writer, name string, args []string) error { return runWith(w, name, args, nil) }
+
+// runWith is run with the children started by spawn (nil: SelfSpawner).
+func runWith(w io.Writer, name string, args []string, spawn Spawner) error {
 	cfg, err := ParseFlags(name, args)
 	var help errHelp
 	if errors.As(err, &help) {
@@ -35,6 +38,7 @@ func run(w io.Writer, name string, args []string) error {
 		return err
 	}
 	cfg.Progress = os.Stderr
+	cfg.Spawn = spawn
 	if name == "compare" && cfg.Out == "" && !cfg.JSON {
 		if cfg.Out, err = os.MkdirTemp("", "evhub-compare-"); err != nil {
 			return fmt.Errorf("a folder for the charts: %w", err)

@@ -464,9 +464,13 @@ func exhaustFDs(spare int) (restore func() error, err error) {
 	}
 	_ = unix.Close(lowest)
 	lim := old
-	lim.Cur = uint64(lowest + spare)
+	setRlim(&lim.Cur, lowest+spare)
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		return nil, err
 	}
 	return func() error { return unix.Setrlimit(unix.RLIMIT_NOFILE, &old) }, nil
 }
+
+// setRlim sets a limit of unix.Rlimit, whose fields are uint64 on Linux
+// and macOS but int64 on FreeBSD and DragonFly.
+func setRlim[T ~int64 | ~uint64](p *T, n int) { *p = T(n) }

@@ -6,9 +6,12 @@
 // whose StdinPipe, StdoutPipe and StderrPipe are hub files
 // (*scheduler.File), so a task reading a child's output parks too.
 //
-// Wait watches a pidfd on the hub's loop where the loop can watch fds
-// (Linux 5.3 and later); elsewhere (the evio backend, other systems) the
-// child is waited for through scheduler.Blocking, off the hub. Pipes need
+// Wait watches the child's pidfd (Linux 5.3 and later) on the hub's loop
+// where the loop can watch fds, and on the Go runtime's poller where it
+// cannot (the evio backend): no thread waits while the child runs. Where
+// there is no pidfd (other systems), the child is waited for in wait4 on
+// a goroutine of its own, off the hub, at most 64 such threads at once
+// (the others wait for one, as scheduler.Blocking's calls do). Pipes need
 // a loop that watches fds: on evio they are errors wrapping
 // errors.ErrUnsupported, while Run, Output and CombinedOutput work (their
 // output is copied by os/exec's own goroutines, as with os/exec).
@@ -199,9 +202,7 @@ func (c *Cmd) Start() error {
 		c.closePipes()
 		return startErr
 	}
-	if loop.Supports(c.hub.Loop(), loop.CapWatch) {
-		c.pidfd = openPidfd(c.Process.Pid)
-	}
+	c.pidfd = openPidfd(c.Process.Pid)
 	return nil
 }
 
@@ -239,18 +240,25 @@ func (c *Cmd) Wait() error {
 }
 
 // reap waits for the child to exit — on the hub's loop through its pidfd,
-// or through scheduler.Blocking — and collects its status.
+// on the Go runtime's poller through the pidfd where the loop cannot
+// watch fds (evio), or in wait4 — and collects its status.
 func (c *Cmd) reap() {
 	if c.pidfd >= 0 {
-		// An error (the hub closed) leaves the waiting to exec below.
-		_ = c.hub.WaitRead(context.Background(), c.pidfd, time.Time{})
-		unix.Close(c.pidfd)
+		// An error (the hub closed; a pidfd the runtime cannot poll)
+		// leaves the waiting to exec below.
+		if loop.Supports(c.hub.Loop(), loop.CapWatch) {
+			_ = c.hub.WaitRead(context.Background(), c.pidfd, time.Time{})
+			unix.Close(c.pidfd)
+		} else {
+			_ = waitPidfd(c.pidfd) // closes it
+		}
 		c.pidfd = -1
 	}
-	// Called on this goroutine, Blocking runs exec's Wait in place: it
-	// returns at once after the pidfd said the child exited, and it blocks
-	// this goroutine's thread, never a hub's, otherwise.
-	err := scheduler.Blocking(context.Background(), c.Cmd.Wait)
+	// exec's Wait returns at once after the pidfd said the child exited.
+	// Without a pidfd (other systems, old kernels) it blocks this
+	// goroutine's thread in wait4, never a hub's: waitSlots bounds how
+	// many threads that pins.
+	err := waitBounded(c.Cmd.Wait)
 	c.closePipes()
 	c.waitErr = err
 	c.done.Set()
@@ -369,4 +377,15 @@ func (w *prefixSuffixSaver) Bytes() []byte {
 	buf.Write(w.suffix[w.suffixOff:])
 	buf.Write(w.suffix[:w.suffixOff])
 	return buf.Bytes()
+}
+
+// waitSlots bounds the threads pinned in wait4 by children waited for
+// without a pidfd, as scheduler.Blocking bounds its threads: the children
+// beyond it wait for a slot, not for a thread of their own.
+var waitSlots = make(chan struct{}, 64)
+
+func waitBounded(wait func() error) error {
+	waitSlots <- struct{}{}
+	defer func() { <-waitSlots }()
+	return wait()
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +262,133 @@ func TestNoHub(t *testing.T) {
 	_, err := c.StdoutPipe()
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "no hub"))
+}
+
+// StderrPipe, beside StdoutPipe, from a task: each carries its stream,
+// Wait returns os/exec's *exec.ExitError, and the misuse errors are
+// os/exec's words.
+func TestStderrPipeFromTask(t *testing.T) {
+	const script = "echo out; echo err >&2; exit 3"
+	std := exec.Command("sh", "-c", script)
+	_, err := std.StderrPipe()
+	require.NoError(t, err)
+	_, stdTwice := std.StderrPipe()
+	require.Error(t, stdTwice)
+	std = exec.Command("true")
+	require.NoError(t, std.Start())
+	_, stdAfter := std.StderrPipe()
+	require.Error(t, stdAfter)
+	require.NoError(t, std.Wait())
+
+	for _, name := range loop.Names() {
+		t.Run(name, func(t *testing.T) {
+			h := openHub(t, name)
+			if !loop.Supports(h.Loop(), loop.CapWatch) {
+				_, err := hubexec.Command(h, "sh").StderrPipe()
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+				return
+			}
+			before := openFDs(t)
+			require.NoError(t, inTask(t, h, func(ctx context.Context) error {
+				c := hubexec.Command(h, "sh", "-c", script)
+				errPipe, err := c.StderrPipe()
+				if err != nil {
+					return err
+				}
+				if _, err := c.StderrPipe(); err == nil || err.Error() != stdTwice.Error() {
+					return fmt.Errorf("second StderrPipe: %v, os/exec: %v", err, stdTwice)
+				}
+				outPipe, err := c.StdoutPipe()
+				if err != nil {
+					return err
+				}
+				if err := c.Start(); err != nil {
+					return err
+				}
+				stderr, err := io.ReadAll(errPipe)
+				if err != nil {
+					return err
+				}
+				stdout, err := io.ReadAll(outPipe)
+				if err != nil {
+					return err
+				}
+				if string(stdout) != "out\n" || string(stderr) != "err\n" {
+					return fmt.Errorf("stdout %q, stderr %q", stdout, stderr)
+				}
+				err = c.Wait()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 3 || err.Error() != "exit status 3" {
+					return fmt.Errorf("Wait: %#v, want os/exec's exit status 3", err)
+				}
+				c = hubexec.Command(h, "true")
+				if err := c.Start(); err != nil {
+					return err
+				}
+				if _, err := c.StderrPipe(); err == nil || err.Error() != stdAfter.Error() {
+					return fmt.Errorf("StderrPipe after Start: %v, os/exec: %v", err, stdAfter)
+				}
+				return c.Wait()
+			}))
+			require.Equal(t, before, openFDs(t), "no fd left open")
+		})
+	}
+}
+
+// TestChildrenPinNoThreads: 60 children that run for a while, waited for
+// from tasks, hold no thread each on any backend (a pidfd on the hub's
+// loop, or on the runtime's poller where the loop cannot watch fds):
+// the process's thread count stays within 20 of what it was.
+func TestChildrenPinNoThreads(t *testing.T) {
+	before, ok := threads()
+	if !ok {
+		t.Skip("no /proc/self/status Threads on this platform")
+	}
+	for _, name := range loop.Names() {
+		t.Run(name, func(t *testing.T) {
+			h := openHub(t, name)
+			const n = 60
+			release, err := os.CreateTemp(t.TempDir(), "release")
+			require.NoError(t, err)
+			require.NoError(t, release.Close())
+			require.NoError(t, os.Remove(release.Name()))
+			g := h.NewGroup(context.Background(), 0)
+			for range n {
+				require.NoError(t, g.Go(func(ctx context.Context) error {
+					// Each child waits until the file exists (at most 20 s).
+					script := fmt.Sprintf("i=0; while [ ! -e %s ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done", release.Name())
+					return hubexec.Command(h, "sh", "-c", script).Run()
+				}))
+			}
+			// Wait until every child runs and its Wait is parked.
+			peak := 0
+			for range 40 {
+				time.Sleep(50 * time.Millisecond)
+				if th, ok := threads(); ok {
+					peak = max(peak, th)
+				}
+			}
+			require.NoError(t, os.WriteFile(release.Name(), nil, 0o600))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			require.NoError(t, g.Wait(ctx))
+			t.Logf("threads: %d before, at most %d while %d children ran", before, peak, n)
+			assert.LessOrEqual(t, peak, before+20, "threads pinned by children waited for")
+		})
+	}
+}
+
+// threads is the process's thread count.
+func threads() (int, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

@@ -98,10 +98,9 @@
 // Per round trip of an echo the reactor makes the system calls raw gnet
 // and raw libev make: one read into the loop's buffer, one write of what
 // the callback wrote, and a share of the poll that found the socket
-// ready. What a backend adds is its own: the gnet backend polls twice per
-// batch (its outer poller reports the inner one, which holds the
-// registrations; see backends/gnet), which shows at one connection, where
-// every batch is one event. Loops that poll again without blocking after
+// ready. What a backend adds is its own: the gnet backend on Linux polls
+// as gnet's engine does, once per batch (on kqueue it polls twice: see
+// backends/gnet). Loops that poll again without blocking after
 // a batch so that goroutines woken by callbacks can post back at once
 // (loop.Spinner: cev) are told not to: the reactor's callbacks answer I/O
 // with I/O, and each such poll is a system call per round trip.

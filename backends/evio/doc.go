@@ -47,8 +47,11 @@
 //     evio). Nothing here relies on Wake alone: commands go through the kick
 //     socket (level-triggered: a byte cannot be missed; 6-9 µs a round
 //     trip), and each Wake the backend still needs (to hand evio output, or
-//     a close) is followed by a kick. TestNoWakeStall runs 20,000 writes
-//     through that path; none may take 50 ms.
+//     a close) is followed by a kick. The backend counts every wake evio
+//     has not delivered by the kick round after the one that issued it;
+//     TestNoWakeStall runs 20,000 writes through that path and requires
+//     the count to stay 0, and BenchmarkWakeStall reports their latency
+//     (a lost wake-up would show as a max near 100 ms).
 //   - Output handed back from Data(c, nil) after a Wake replaces the
 //     output evio still holds, silently dropping bytes. Writes here go
 //     straight to the kernel, from the writer's goroutine, through a
@@ -74,7 +77,7 @@
 //     that the loop has not handled). A unix socket cannot do that: the
 //     kernel resets a unix peer only for bytes it still holds, so there
 //     the peer reads io.EOF (declared: loop.CapUnixUnreadReset).
-//   - A peer's reset is a pending socket error that the kernel reports
+//     A peer's reset is a pending socket error that the kernel reports
 //     once, to the next read (on TCP, or write). evio reads ahead, and the
 //     MSG_PEEK below takes it too: the stream keeps it and reports it once,
 //     to the next read or TCP write, as the kernel would have. A TCP write

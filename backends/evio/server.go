@@ -205,6 +205,10 @@ func (l *Loop) startServer(network, address string, h loop.StreamHandler) (*serv
 		}
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
+	if !sv.awaitServeParked(shutdownWait) {
+		sv.stopReq.Store(true)
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: sv.addr, Err: fmt.Errorf("evio: Serve did not start waiting for its loop within %v", shutdownWait)}
+	}
 	if err := sv.connectKick(); err != nil {
 		sv.stopReq.Store(true)
 		_ = sv.waitDone()
@@ -336,6 +340,45 @@ func (sv *server) isolate() {
 	}
 	sv.sharedClose = append(sv.sharedClose, sv.lnFDs...)
 	sv.sharedClose = append(sv.sharedClose, sv.kickLnFDs...)
+}
+
+// awaitServeParked waits, for at most d, until evio's Serve goroutine is
+// parked in evio's waitForShutdown. Serve starts its loop goroutine and
+// only then waits on a sync.Cond that the loop signals as it ends; a loop
+// that ends first (an accept error, a Shutdown) signals nobody, and Serve
+// then waits for ever with nothing left to wake it: every Close after
+// that hung. A listener is handed out only once Serve waits, so nothing
+// done with it can end the loop before. The goroutine's state is read
+// from runtime.Stack, as goid reads its id: once per listener.
+func (sv *server) awaitServeParked(d time.Duration) bool {
+	head := "goroutine " + sv.serveGoid + " ["
+	buf := make([]byte, 64<<10)
+	for deadline := time.Now().Add(d); ; {
+		n := runtime.Stack(buf, true)
+		if n == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		all := string(buf[:n])
+		if i := strings.Index(all, head); i >= 0 {
+			g := all[i:]
+			if j := strings.Index(g, "\n\n"); j >= 0 {
+				g = g[:j]
+			}
+			if strings.Contains(g, "evio.(*server).waitForShutdown") {
+				return true
+			}
+		}
+		select {
+		case <-sv.done:
+			return true // Serve returned: nothing waits any more
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 // goid is the calling goroutine's id.

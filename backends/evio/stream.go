@@ -273,11 +273,18 @@ func (st *stream) handOut() {
 		return
 	}
 	st.c.Wake()
+	if afterWake != nil {
+		afterWake(st.sv)
+	}
 	// evio's Wake can lose its wake-up (a race between its note queue and
 	// its eventfd): the kick makes the next poll return at once, and that
 	// iteration runs the note.
 	st.sv.kick()
 }
+
+// afterWake, set only by tests, runs after handOut's Wake: StealWakes
+// makes every wake-up lost, as evio's race loses some.
+var afterWake func(sv *server)
 
 // drained is called on the evio goroutine once evio has written all it
 // held for the stream.

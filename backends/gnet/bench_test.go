@@ -122,17 +122,17 @@ func benchYieldReady(b *testing.B, yield bool, fan int) {
 }
 
 // BenchmarkRunOnce is the price of RunOnce, which makes Polling return
-// each time: with the poller kept and re-woken (reuse=true, the alternative)
-// and with a fresh outer poller each time (reuse=false, the default),
-// against the number of watched fds (they live in the inner poller and
-// are never registered again; adding the inner epoll fd to a fresh outer
-// one costs the kernel a walk over them, though).
+// each time, against the number of watched fds: with one poller, kept
+// and re-woken (mode=one, the default on Linux); with two, the running one
+// replaced by a fresh one (mode=nested, the BSDs' way: the watched fds
+// live in the other poller and are never registered again, but adding its
+// epoll fd to a fresh poller costs the kernel a walk over them) or re-woken
+// (mode=nested-reuse).
 func BenchmarkRunOnce(b *testing.B) {
-	for _, reuse := range []bool{true, false} {
+	for _, m := range modes {
 		for _, n := range []int{0, 1000} {
-			b.Run("reuse="+strconv.FormatBool(reuse)+"/fds="+strconv.Itoa(n), func(b *testing.B) {
-				l := newLoop(b)
-				l.reuse = reuse
+			b.Run("mode="+m.name+"/fds="+strconv.Itoa(n), func(b *testing.B) {
+				l := m.newLoop(b)
 				for range n {
 					a, _ := pair(b)
 					if _, err := l.WatchEdge(a, loop.Readable, func(loop.Events) {}); err != nil {

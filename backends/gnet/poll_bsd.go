@@ -14,14 +14,20 @@ import (
 // ctlName names the registration syscall in errors.
 const ctlName = "kevent"
 
-// applyInterest makes the inner poller's filters for rec equal to want.
+// onePoller is false: the kqueue poller has no eventfd to re-wake it
+// with, so the watched fds live in a second poller (nested) and the one
+// that runs is replaced after Polling returns.
+const onePoller = false
+
+// applyInterest makes the registration poller's filters for rec equal to
+// want.
 // kqueue has one filter per direction. gnet's poller adds either filter
 // and removes the write filter (ModRead), but its Delete is a no-op on
 // kqueue and nothing removes a read filter, so that one is deleted here
-// directly on the inner kqueue.
+// directly on the registration kqueue.
 func applyInterest(l *Loop, rec *fdRec, want loop.Events) error {
 	have := rec.kernel
-	p, pa := l.inner, &rec.pa
+	p, pa := l.reg, &rec.pa
 	if want&loop.Writable != 0 && have&loop.Writable == 0 {
 		if err := p.AddWrite(pa, rec.edge); err != nil {
 			return err
@@ -46,7 +52,7 @@ func applyInterest(l *Loop, rec *fdRec, want loop.Events) error {
 	if want&loop.Readable == 0 && have&loop.Readable != 0 {
 		var kev unix.Kevent_t
 		unix.SetKevent(&kev, pa.FD, unix.EVFILT_READ, unix.EV_DELETE)
-		if _, err := unix.Kevent(l.innerFD, []unix.Kevent_t{kev}, nil, nil); err != nil {
+		if _, err := unix.Kevent(l.regFD, []unix.Kevent_t{kev}, nil, nil); err != nil {
 			return err
 		}
 		have &^= loop.Readable
@@ -55,19 +61,19 @@ func applyInterest(l *Loop, rec *fdRec, want loop.Events) error {
 	return nil
 }
 
-// rawEvents is the buffer of one inner wait.
+// rawEvents is the buffer of one wait on the registration poller.
 type rawEvents []unix.Kevent_t
 
 func newRawEvents(n int) rawEvents { return make(rawEvents, n) }
 
-// waitInner collects, without blocking, what the inner kqueue has ready
+// waitInner collects, without blocking, what the registration kqueue has ready
 // and appends it to ready. EOF and errors are reported in the filter's
 // direction, so that the next syscall surfaces them.
 func waitInner(kq int, raw rawEvents, ready []readyEvent) []readyEvent {
 	var zero unix.Timespec
 	n, err := unix.Kevent(kq, nil, raw, &zero)
 	if err != nil {
-		return ready // EINTR: the outer poller reports the inner again
+		return ready // EINTR: the poller reports the registration poller again
 	}
 	for i := range n {
 		e := &raw[i]
@@ -78,11 +84,24 @@ func waitInner(kq int, raw rawEvents, ready []readyEvent) []readyEvent {
 		case unix.EVFILT_WRITE:
 			ev = loop.Writable
 		default:
-			continue // the inner poller's own wake-up, never Triggered
+			continue // the registration poller's own wake-up, never Triggered
 		}
 		ready = append(ready, readyEvent{fd: int(e.Ident), ev: ev})
 	}
 	return ready
+}
+
+// decodeEvent maps an event of Polling's callback (a filter) to
+// readiness, as waitInner does. Only a loop with one poller uses it, and
+// the BSDs never open one (onePoller).
+func decodeEvent(filter netpoll.IOEvent, _ netpoll.IOFlags) loop.Events {
+	switch int(filter) {
+	case unix.EVFILT_READ:
+		return loop.Readable
+	case unix.EVFILT_WRITE:
+		return loop.Writable
+	}
+	return 0
 }
 
 // goTimerSource drives the timer heap with a runtime timer that Triggers

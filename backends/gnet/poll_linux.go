@@ -15,15 +15,18 @@ import (
 // ctlName names the registration syscall in errors.
 const ctlName = "epoll_ctl"
 
-// applyInterest makes the inner poller's registration of rec equal to
-// want. The poller has no ModWrite: going to write-only is a Delete and an
+// onePoller: the watched fds are registered on the poller that runs
+// (rewake keeps it across Polling calls).
+const onePoller = true
+
+// applyInterest makes reg's registration of rec equal to want. The poller has no ModWrite: going to write-only is a Delete and an
 // AddWrite.
 func applyInterest(l *Loop, rec *fdRec, want loop.Events) error {
 	have := rec.kernel
 	if want == have {
 		return nil
 	}
-	p, pa := l.inner, &rec.pa
+	p, pa := l.reg, &rec.pa
 	var err error
 	switch {
 	case want == 0:
@@ -58,18 +61,18 @@ func addInterest(p *netpoll.Poller, pa *netpoll.PollAttachment, want loop.Events
 	}
 }
 
-// rawEvents is the buffer of one inner wait.
+// rawEvents is the buffer of one wait on the registration poller.
 type rawEvents []unix.EpollEvent
 
 func newRawEvents(n int) rawEvents { return make(rawEvents, n) }
 
-// waitInner collects, without blocking, what the inner epoll has ready
-// and appends it to ready. gnet registers an fd with its number in the
+// waitInner collects, without blocking, what the registration epoll
+// (nested) has ready and appends it to ready. gnet registers an fd with its number in the
 // event's data, which is where epoll hands it back.
 func waitInner(epfd int, raw rawEvents, ready []readyEvent) []readyEvent {
 	n, err := unix.EpollWait(epfd, raw, 0)
 	if err != nil {
-		return ready // EINTR: the outer poller reports the inner again
+		return ready // EINTR: the poller reports the registration poller again
 	}
 	for i := range n {
 		e := &raw[i]
@@ -77,6 +80,9 @@ func waitInner(epfd int, raw rawEvents, ready []readyEvent) []readyEvent {
 	}
 	return ready
 }
+
+// decodeEvent maps an event of Polling's callback to readiness.
+func decodeEvent(ev netpoll.IOEvent, _ netpoll.IOFlags) loop.Events { return decode(ev) }
 
 // decode maps epoll's event bits to readiness; hang-up and error count as
 // both directions (and a peer's half-close as readable) so that the next

@@ -28,7 +28,7 @@ func (l *Loop) Signal(sig os.Signal, cb func(os.Signal)) (loop.Watcher, error) {
 // goroutine and never blocks on the loop.
 func (l *Loop) Post(fn func()) error { return l.posts.Post(fn) }
 
-// wake is the PostQueue's wake-up: Trigger the drain on the current outer
+// wake is the PostQueue's wake-up: Trigger the drain on the current
 // poller or, while a drain or a batch of callbacks is running, leave it to
 // that drain or to the drain that ends the batch.
 func (l *Loop) wake() {
@@ -40,7 +40,7 @@ func (l *Loop) wake() {
 
 func (l *Loop) trigger(fn func(any) error) {
 	l.pmu.RLock()
-	if p := l.outer; p != nil {
+	if p := l.poller; p != nil {
 		// Trigger fails only if the eventfd does, which pmu rules out.
 		_ = p.Trigger(queue.HighPriority, fn, nil)
 	}
@@ -50,6 +50,7 @@ func (l *Loop) trigger(fn func(any) error) {
 // drainTask runs on the loop goroutine in Polling's chores, after the
 // batch's I/O.
 func (l *Loop) drainTask(any) error {
+	l.gen++
 	if l.drainPosts() > 0 {
 		l.onceDone = true
 		l.afterCallbacks()
@@ -83,9 +84,15 @@ func (l *Loop) afterCallbacks() {
 	}
 }
 
-func (l *Loop) stopTask(any) error { return l.endCheck() }
+func (l *Loop) stopTask(any) error {
+	l.gen++
+	return l.endCheck()
+}
 
-func (l *Loop) onceTask(any) error { return l.endCheck() }
+func (l *Loop) onceTask(any) error {
+	l.gen++
+	return l.endCheck()
+}
 
 // endCheck makes Polling return when Stop was requested or RunOnce has
 // had its iteration. It runs in Polling's chores only, after every

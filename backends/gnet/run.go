@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -43,6 +44,7 @@ func (l *Loop) RunOnce(block bool) error {
 	}
 	defer l.leave()
 	l.once, l.onceDone, l.onceTrig, l.onceIO, l.onceTimers = true, false, false, false, false
+	l.onceID++
 	l.rearm()
 	if !block {
 		l.endOnce()
@@ -58,7 +60,7 @@ func (l *Loop) enter(op string) error {
 		return fmt.Errorf("gnet: %s: %w", op, loop.ErrClosed)
 	case l.running:
 		return fmt.Errorf("gnet: %s: loop is already running", op)
-	case l.outer == nil:
+	case l.poller == nil:
 		return fmt.Errorf("gnet: %s: loop has no poller: %w", op, l.werr)
 	}
 	l.running = true
@@ -69,13 +71,16 @@ func (l *Loop) leave() {
 	l.running = false
 	l.once = false
 	if l.inPoll {
-		// A callback panicked through Polling: replace the poller before
-		// the panic goes on.
-		l.inPoll = false
-		l.bw.End() // what was posted is drained after the swap
-		if l.closed {
+		// A callback panicked through Polling: re-wake or replace the
+		// poller before the panic goes on.
+		l.inPoll, l.inEvent = false, false
+		l.bw.End() // what was posted is drained by the next Polling
+		switch {
+		case l.closed:
 			_ = l.release()
-		} else {
+		case l.keeps():
+			_ = l.rewake()
+		default:
 			_ = l.swap()
 		}
 	}
@@ -86,31 +91,45 @@ func (l *Loop) leave() {
 // Polling returns from inside its chores, before it clears its wake-up
 // flag: a Trigger on that poller would then queue its task without
 // writing the eventfd, and nothing would wake Polling for it (see "Ending
-// Polling" in the package doc). Where the eventfd
-// is known (Linux), rewake writes it once, which is exactly the write
-// Trigger skipped: the next Polling finds it, runs whatever was queued and
-// clears the flag, and the poller is reused. Elsewhere, or after a panic
-// or a poller error, swap replaces the outer poller. Both are measured in
-// BenchmarkRunOnce.
+// Polling" in the package doc). Where the eventfd is known (Linux), rewake
+// writes it once, which is exactly the write Trigger skipped: the next
+// Polling finds it, runs whatever was queued and clears the flag, and the
+// poller is kept. With one poller it must be: it holds the watched fds.
+// With two (nested), and after a panic or a poller error there, swap
+// replaces the poller that runs instead, unless reuse. Both are measured
+// in BenchmarkRunOnce.
 func (l *Loop) poll() error {
+	l.gen++ // nothing collected is pending
+	l.releaseQuarantine()
 	l.inPoll = true
-	err := l.outer.Polling(l.pollCb)
+	err := l.poller.Polling(l.pollCb)
 	l.inPoll = false
 	if l.closed { // by a callback
 		l.stopReq.Store(false)
 		return l.release()
 	}
 	if err != nil && !errors.Is(err, errShutdown) {
-		_ = l.swap()
+		if l.keeps() {
+			_ = l.rewake()
+		} else {
+			_ = l.swap()
+		}
 		return fmt.Errorf("gnet: poll: %w", err)
 	}
-	if l.reuse && l.wakeFD >= 0 && l.rewake() == nil {
+	if l.keeps() {
+		if err := l.rewake(); err != nil {
+			return fmt.Errorf("gnet: wake poller: %w", os.NewSyscallError("write", err))
+		}
 		return nil
 	}
 	return l.swap()
 }
 
-// rewake makes the next Polling of outer run its chores.
+// keeps reports whether the poller is kept after Polling returns: always
+// with one poller, with reuse when nested.
+func (l *Loop) keeps() bool { return l.wakeFD >= 0 && (!l.nested || l.reuse) }
+
+// rewake makes the next Polling of poller run its chores.
 func (l *Loop) rewake() error {
 	var one [8]byte // eventfd adds a host-endian uint64; 1 is all it takes
 	binary.NativeEndian.PutUint64(one[:], 1)
@@ -129,14 +148,15 @@ func (l *Loop) rewake() error {
 	}
 }
 
-// swap replaces the outer poller with a fresh one. Only the inner
-// poller's fd and the timer source are registered on it; the watched fds
-// live in the inner poller, untouched, edge state included.
+// swap (nested only) replaces the poller that runs with a fresh one. Only
+// the registration poller's fd and the timer source are registered on it;
+// the watched fds live in the registration poller, untouched, edge state
+// included.
 func (l *Loop) swap() error {
-	p, err := l.openOuter()
+	p, err := l.openPoller()
 	l.pmu.Lock()
-	old := l.outer
-	l.outer = p // nil on error: the loop is broken, wake-ups go nowhere
+	old := l.poller
+	l.poller = p // nil on error: the loop is broken, wake-ups go nowhere
 	l.wakeFD = -1
 	if p != nil {
 		l.wakeFD = wakeFD(p)
@@ -169,7 +189,7 @@ func (l *Loop) Stop() {
 	}
 }
 
-// Close stops the loop and releases both pollers, the timer source and the
+// Close stops the loop and releases its pollers, the timer source and the
 // signal relay's goroutines; watched fds stay open (they are the caller's).
 // Functions posted before Close run first. Called from a callback, Close
 // makes Run return (nil) and the pollers are released as it does; it must
@@ -206,19 +226,18 @@ func (l *Loop) Close() error {
 func (l *Loop) release() error {
 	var errs []error
 	l.pmu.Lock()
-	outer := l.outer
-	l.outer = nil
+	p, reg := l.poller, l.reg
+	l.poller, l.reg = nil, nil
 	l.pmu.Unlock()
-	if outer != nil {
-		if err := outer.Close(); err != nil {
+	if p != nil {
+		if err := p.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gnet: close poller: %w", err))
 		}
 	}
-	if l.inner != nil {
-		if err := l.inner.Close(); err != nil {
+	if reg != nil && reg != p {
+		if err := reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gnet: close poller: %w", err))
 		}
-		l.inner = nil
 	}
 	if l.tsrc != nil {
 		if err := l.tsrc.close(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,20 +34,25 @@ import (
 
 const (
 	stallChildEnv = "EVHUB_GNET_STALL_CHILD"
-	// stallNoYieldEnv makes the child's loop skip its Gosched after a
-	// batch (so that readied goroutines strand in the runnext slot while
-	// the loop blocks in epoll_wait: loop.Batch), to show what the test
-	// catches.
+	// stallNoYieldEnv makes the child's loop skip its Gosched after
+	// callbacks (so that readied goroutines may strand in the runnext slot
+	// while the loop blocks in epoll_wait: loop.Batch), to see whether the
+	// test catches it. gnet's Polling yields on its own before it blocks
+	// when a non-blocking wait found nothing, so a stall without the
+	// loop's yield needs that wait to have found something: runs here
+	// with it set saw 0 or 1 round trip over stallAt, in both modes.
 	stallNoYieldEnv = "EVHUB_GNET_STALL_NOYIELD"
-	stallRounds     = 2000
-	stallAt         = 50 * time.Millisecond
-	stallsAllowed   = 3
+	// stallNestedEnv makes the child's loop use two pollers (mode nested).
+	stallNestedEnv = "EVHUB_GNET_STALL_NESTED"
+	stallRounds    = 2000
+	stallAt        = 50 * time.Millisecond
+	stallsAllowed  = 3
 )
 
 // stallChildMain is the server child of TestPingPongStalls: it echoes on a
 // gnet hub until stdin closes. It returns the process's exit code.
 func stallChildMain() int {
-	l, err := New()
+	l, err := open(os.Getenv(stallNestedEnv) != "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stall child:", err)
 		return 1
@@ -90,12 +96,19 @@ func stallChildMain() int {
 }
 
 // TestPingPongStalls runs stallRounds 64-byte round trips on one
-// connection to a GOMAXPROCS=1 gnet hub server and fails if more than
-// stallsAllowed of them take longer than stallAt.
+// connection to a GOMAXPROCS=1 gnet hub server, with one poller and with
+// two, and fails if more than stallsAllowed of them take longer than
+// stallAt.
 func TestPingPongStalls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server process (not run in -short)")
 	}
+	for _, nested := range []bool{false, true} {
+		t.Run("nested="+strconv.FormatBool(nested), func(t *testing.T) { pingPongStalls(t, nested) })
+	}
+}
+
+func pingPongStalls(t *testing.T, nested bool) {
 	var cpus unix.CPUSet
 	require.NoError(t, unix.SchedGetaffinity(0, &cpus), "sched_getaffinity")
 	serverCPU := -1
@@ -109,6 +122,9 @@ func TestPingPongStalls(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), stallChildEnv+"=1", "GOMAXPROCS=1")
+	if nested {
+		cmd.Env = append(cmd.Env, stallNestedEnv+"=1")
+	}
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()

@@ -50,12 +50,21 @@ func (l *Loop) watch(op string, fd int, ev loop.Events, cb func(loop.Events), ed
 			return nil, fmt.Errorf("gnet: %s fd %d: %w", op, fd, err)
 		}
 		if fd >= len(l.fds) {
-			fds := make([]*fdRec, max(2*len(l.fds), fd+1, 64))
+			n := max(2*len(l.fds), fd+1, 64)
+			fds := make([]*fdRec, n)
 			copy(fds, l.fds)
 			l.fds = fds
+			if !l.nested {
+				gone := make([]uint64, n)
+				copy(gone, l.gone)
+				l.gone = gone
+			}
 		}
 		rec.ws = []*ioWatcher{w}
 		l.fds[fd] = rec
+		if l.suspect(fd) {
+			l.quarantine(rec)
+		}
 	} else {
 		if rec.edge != edge {
 			mode := "level"
@@ -135,7 +144,7 @@ func (w *ioWatcher) Stop() error {
 	fd := rec.pa.FD
 	err := applyInterest(l, rec, rec.want())
 	if len(ws) == 0 {
-		l.fds[fd] = nil
+		l.forget(fd)
 		if err != nil && (errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOENT)) {
 			// The fd was closed before its watcher was stopped; the
 			// kernel dropped the registration with it.
