@@ -48,7 +48,8 @@ func netStreamCases() []netCase {
 		add("CloseRead", func(t *testing.T, e *env) { streamCloseRead(t, e, nw) })
 		add("CloseReadKeepsReceived", func(t *testing.T, e *env) { streamCloseReadKeepsReceived(t, e, nw) })
 		add("CloseReadPeerWrites", func(t *testing.T, e *env) { streamCloseReadPeerWrites(t, e, nw) })
-		add("AfterPeerReset", func(t *testing.T, e *env) { streamAfterPeerReset(t, e, nw) })
+		add("AfterPeerReset", func(t *testing.T, e *env) { streamAfterPeerReset(t, e, nw, false) })
+		add("ReadAfterPeerReset", func(t *testing.T, e *env) { streamAfterPeerReset(t, e, nw, true) })
 		add("SockOpts", func(t *testing.T, e *env) { streamSockOpts(t, e, nw) })
 		add("SyscallConn", func(t *testing.T, e *env) { streamSyscallConn(t, e, nw) })
 		add("RawReadWrite", func(t *testing.T, e *env) { streamRawReadWrite(t, e, nw) })
@@ -343,14 +344,21 @@ func streamCloseReadPeerWrites(t *testing.T, e *env, nw string) {
 // pending). The kernel reports the reset once, to whichever call comes
 // first — here a Write of no bytes, which net makes as a write(2) call —
 // and then: a shut-down side (EPIPE), the closed state (CloseRead and
-// CloseWrite fail with ENOTCONN on TCP), io.EOF.
-func streamAfterPeerReset(t *testing.T, e *env, nw string) {
+// CloseWrite fail with ENOTCONN on TCP), io.EOF. With peerWrote, the
+// peer wrote first: a read returns those bytes, and leaves the reset to
+// the next call.
+func streamAfterPeerReset(t *testing.T, e *env, nw string, peerWrote bool) {
 	for _, which := range e.roles() {
 		sideSteps(t, e, "calls after the peer's reset ("+which+")", func(s *side) []string {
 			d, a, _ := s.pair(nw)
 			c, peer := pick(which, d, a), pick(which, a, d)
 			for _, c := range []net.Conn{d, a} {
 				require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			}
+			var out []string
+			if peerWrote {
+				_, err := peer.Write([]byte("data"))
+				require.NoError(t, err, "%s: peer Write", s.name)
 			}
 			_, err := c.Write([]byte("unread"))
 			require.NoError(t, err, "%s: Write", s.name)
@@ -364,7 +372,11 @@ func streamAfterPeerReset(t *testing.T, e *env, nw string) {
 			}), "%s: peer waiting for the bytes", s.name)
 			require.NoError(t, peer.Close(), "%s: peer Close", s.name)
 			waitHangup(c, true, 2*time.Second)
-			var out []string
+			if peerWrote {
+				buf := make([]byte, 64)
+				n, err := c.Read(buf)
+				out = append(out, s.outcome("Read", n, buf[:n], err))
+			}
 			for range 2 {
 				n, err := c.Write(nil)
 				out = append(out, s.outcome("Write of no bytes", n, nil, err))

@@ -453,10 +453,12 @@ func (c *streamConn) Read(b []byte) (int, error) {
 			if resume {
 				c.s.SetReadPaused(false)
 			}
-			if topUp {
+			if topUp && c.kernelHolds() {
 				// As net's read takes all the kernel has: the bytes the
-				// loop read, then those the kernel holds. An error the
-				// kernel reports meanwhile is the next read's.
+				// loop read, then those the kernel holds (only when it
+				// holds some: a read of none would take a pending error
+				// that net's kernel keeps for the next call). An error
+				// the kernel reports meanwhile is the next read's.
 				m, err := c.dr.ReadDirect(b[n:])
 				n += m
 				if err != nil && err != io.EOF && err != syscall.EAGAIN && !errors.Is(err, net.ErrClosed) {
@@ -500,6 +502,13 @@ func (c *streamConn) Read(b []byte) (int, error) {
 			return 0, c.opErr("read", err)
 		}
 	}
+}
+
+// kernelHolds reports whether the socket has bytes to read.
+func (c *streamConn) kernelHolds() bool {
+	holds := false
+	_ = c.s.Control(func(fd uintptr) { holds = bytesQueued(int(fd)) })
+	return holds
 }
 
 // readDirect reads the socket the loop no longer reads: the kernel's
