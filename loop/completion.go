@@ -13,7 +13,12 @@ type Completer interface {
 	// held for a socket while nothing arrives. At the end of the stream
 	// cb runs once with (nil, io.EOF), on an error once with (nil, err)
 	// (a *os.SyscallError); either is its last call. After Stop returns,
-	// cb never runs again.
+	// cb never runs again, and no byte the loop took from the socket is
+	// lost: bytes received before the receive ended are given to cb
+	// during Stop (an end of stream or an error found then is not
+	// reported: the socket reports it again to the next receive), so a
+	// caller can stop receiving, to pause or to give the socket away, and
+	// find every byte either delivered or still in the socket.
 	Recv(fd int, cb func(p []byte, err error)) (Watcher, error)
 
 	// Send writes all of p to the non-blocking stream socket fd, then

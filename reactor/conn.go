@@ -23,7 +23,7 @@ import (
 // taken live in pooled buffers that are returned the moment they empty.
 type Conn struct {
 	el  *eventLoop
-	w   loop.IOWatcher
+	w   loop.Watcher // a loop.IOWatcher, or the receive of a loop.Completer
 	ctx any
 	b   *connBufs  // input left over and output pending; nil when there is neither
 	x   *connExtra // what only some connections use; nil until one does
@@ -45,6 +45,9 @@ type Conn struct {
 type connBufs struct {
 	in, out         []byte
 	inHead, outHead int32
+	// sending is the length of out[outHead:] given to a loop.Completer's
+	// Send and not yet completed: those bytes must not move.
+	sending int32
 }
 
 // connExtra holds what only some connections need, so that the others do
@@ -81,6 +84,8 @@ const (
 	fArmedW                      // Writable armed (or, on streams, output held)
 	fStream                      // a StreamServer connection
 	fOverHW                      // output passed HighWater: OnDrain due at LowWater
+	fComp                        // I/O through the loop's Completer (Recv, Send)
+	fUnseen                      // input holds bytes OnData has not seen (received as a Recv stopped)
 )
 
 var clockBase = time.Now()
@@ -240,6 +245,17 @@ func (c *Conn) buffer(p []byte) {
 	b := c.bufs()
 	if b.out == nil {
 		b.out = append(c.el.getBuf(len(p)), p...)
+	} else if b.sending > 0 {
+		// The bytes in the kernel's hands stay where they are: append,
+		// or copy everything to a bigger buffer and leave the old one to
+		// the send (and then to the garbage collector).
+		if len(b.out)+len(p) <= cap(b.out) {
+			b.out = append(b.out, p...)
+		} else {
+			nb := getBuf(2 * (len(b.out) - int(b.outHead) + len(p)))
+			nb = append(nb, b.out[b.outHead:]...)
+			b.out, b.outHead = append(nb, p...), 0
+		}
 	} else {
 		var head int
 		b.out, head = appendBuf(b.out, int(b.outHead), p)
@@ -355,6 +371,9 @@ func (c *Conn) completeWaits() {
 // flush writes pending output until it is sent or the kernel is full. It
 // reports false if the connection closed on an error.
 func (c *Conn) flush() bool {
+	if c.flags&fComp != 0 {
+		return c.send()
+	}
 	for c.pending() > 0 {
 		b := c.b
 		var n int
@@ -401,6 +420,123 @@ func (c *Conn) flush() bool {
 		c.completeWaits()
 	}
 	return c.flags&fClosed == 0
+}
+
+// send gives the pending output to the loop's Completer in one Send,
+// unless one is in flight: the bytes written meanwhile go in the next,
+// when it completes. It reports false if the connection closed.
+func (c *Conn) send() bool {
+	b := c.b
+	if b == nil || b.sending > 0 || c.pending() == 0 {
+		return true
+	}
+	if err := c.el.comp.Send(int(c.fd), b.out[b.outHead:], c.el.sent(c)); err != nil {
+		c.finishClose(err)
+		return false
+	}
+	b.sending = int32(c.pending())
+	return true
+}
+
+// onSent is the completion of a Send.
+func (c *Conn) onSent(n int, err error) {
+	el := c.el
+	if c.flags&fClosed != 0 {
+		// Closed while the send was in flight: the fd was kept for it.
+		el.buryFD(c)
+		return
+	}
+	b := c.b
+	b.sending = 0
+	if n > 0 {
+		b.outHead += int32(n)
+		if x := c.x; x != nil {
+			if x.readTO|x.idleTO != 0 {
+				x.lastOut = mono()
+			}
+			if len(x.waits) > 0 {
+				x.written += uint64(n)
+			}
+		}
+	}
+	if err != nil {
+		c.finishClose(err)
+		el.flushDirty()
+		return
+	}
+	if c.pending() == 0 {
+		c.dropOut()
+	}
+	if c.x != nil && len(c.x.waits) > 0 {
+		c.completeWaits()
+	}
+	c.markDirty()
+	el.flushDirty()
+}
+
+// onRecv is the callback of the connection's Recv.
+func (c *Conn) onRecv(p []byte, err error) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	if c.flags&fArmedR == 0 {
+		// Bytes received as the Recv was being stopped (a pause, a
+		// hand-over): they are input all the same, shown on the next
+		// OnData or handed over.
+		c.stash(p)
+		return
+	}
+	switch {
+	case err == nil:
+		c.deliver(p)
+	case err == io.EOF:
+		c.w = nil // the Recv has ended
+		c.flags &^= fArmedR
+		c.peerEOF()
+	default:
+		c.w = nil
+		c.flags &^= fArmedR
+		c.finishClose(err)
+	}
+	c.el.flushDirty()
+}
+
+// stash keeps p as input OnData has not seen.
+func (c *Conn) stash(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	b := c.bufs()
+	var head int
+	b.in, head = appendBuf(b.in, int(b.inHead), p)
+	b.inHead = int32(head)
+	c.flags |= fUnseen
+}
+
+// armComp starts or stops the connection's Recv.
+func (c *Conn) armComp(want uint32) {
+	if (want^c.flags)&fArmedR == 0 {
+		return
+	}
+	if want&fArmedR == 0 {
+		// Cleared first: what the stopping Recv still gives is stashed.
+		c.flags &^= fArmedR
+		if w := c.w; w != nil {
+			c.w = nil
+			_ = w.Stop()
+		}
+		return
+	}
+	w, err := c.el.comp.Recv(int(c.fd), c.onRecv)
+	if err != nil {
+		c.finishClose(err)
+		return
+	}
+	c.w = w
+	c.flags |= fArmedR
+	if c.flags&fUnseen != 0 {
+		c.deliver(nil)
+	}
 }
 
 // settle sends what the callbacks wrote and brings the connection's state
@@ -467,6 +603,10 @@ func (c *Conn) arm() {
 	if c.flags&(fPausedBP|fPeerEOF|fClosing|fClosed) == 0 && (c.x == nil || c.x.handover == nil) {
 		want |= fArmedR
 	}
+	if c.flags&fComp != 0 {
+		c.armComp(want)
+		return
+	}
 	if c.flags&fStream != 0 {
 		if (want^c.flags)&fArmedR != 0 {
 			c.x.st.SetReadPaused(want == 0)
@@ -487,7 +627,7 @@ func (c *Conn) arm() {
 	if want&fArmedW != 0 {
 		ev |= loop.Writable
 	}
-	if err := c.w.Modify(ev); err != nil {
+	if err := c.w.(loop.IOWatcher).Modify(ev); err != nil {
 		c.finishClose(err)
 		return
 	}
@@ -527,6 +667,7 @@ func (c *Conn) onEvent(ev loop.Events) {
 // only borrowed.
 func (c *Conn) deliver(p []byte) {
 	el := c.el
+	c.flags &^= fUnseen
 	view, fromIn := p, false
 	if b := c.b; b != nil && len(b.in) > int(b.inHead) {
 		var head int
@@ -613,6 +754,16 @@ func (c *Conn) finishClose(reason error) {
 	c.flags |= fClosed
 	if c.w != nil {
 		_ = c.w.Stop() // before the fd is closed: its number may be reused
+		c.w = nil
+	}
+	sending := c.b != nil && c.b.sending > 0
+	if sending {
+		// The kernel still reads these bytes: the buffer goes to the
+		// garbage collector, not to the pool.
+		c.b.out, c.b.outHead, c.b.sending = nil, 0, 0
+		if c.b.in == nil {
+			c.b = nil
+		}
 	}
 	el.unlink(c)
 	if x := c.x; x != nil {
@@ -645,9 +796,18 @@ func (c *Conn) finishClose(reason error) {
 	if c.flags&fOpen != 0 {
 		el.protect(nil, func() { el.s.h.OnClose(c, reason) })
 	}
-	if c.flags&fStream != 0 {
+	switch {
+	case c.flags&fStream != 0:
 		_ = c.x.st.Close()
-	} else if c.fd >= 0 {
+	case sending && c.fd >= 0:
+		// A Send in flight names the fd: closing it now could let a new
+		// socket take its number before the send is submitted. Shut the
+		// socket down (the send fails at once if it blocks) and close it
+		// when the send completes.
+		_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
+		el.keepFD(c, int(c.fd))
+		c.fd = -1
+	case c.fd >= 0:
 		_ = unix.Close(int(c.fd))
 		c.fd = -1
 	}

@@ -4,7 +4,8 @@
 // goroutine per connection. It is the level at which gnet, evio, nbio and
 // cloudwego/netpoll are used, offered on every loop behind the same
 // conformance suite (conformance.TestReactor), and it knows no backend: it
-// sees only loop.Loop and the optional loop.StreamServer.
+// sees only loop.Loop and the optional loop.StreamServer and
+// loop.Completer.
 //
 //	srv, err := reactor.New(handler, reactor.Options{Backend: "gnet"})
 //	addr, err := srv.Listen("tcp", "127.0.0.1:7008")
@@ -37,6 +38,10 @@
 // handler that needs a whole frame returns without taking anything until
 // InboundBuffered says the frame is there (examples/reactorresp).
 //
+// On a loop that does a socket's I/O itself (loop.Completer: uring) the
+// bytes come from the loop's receive instead of a read(2), and the view is
+// the loop's receive buffer, with the same rules. See "Completion I/O".
+//
 // # Output
 //
 // Write and Writev copy into the connection's pooled output buffer; when
@@ -54,6 +59,33 @@
 // AsyncWrite refuses more with an error wrapping ErrBackpressure instead
 // of buffering without bound. DrainHandler.OnDrain tells a producer when
 // to resume.
+//
+// # Completion I/O
+//
+// When the loop offers loop.Completer, a connection does not watch its
+// socket: it keeps one receive armed (the loop's Recv, which holds no
+// buffer while nothing arrives) and sends with the loop's Send. OnData
+// runs with the received bytes as its view, and what it leaves is copied
+// as above. The output a callback wrote goes in one Send; while it is in
+// flight (one per connection) later writes are buffered behind it and
+// leave together when it completes, so the sends of a busy loop reach
+// the kernel in its one io_uring_enter per iteration instead of a
+// write(2) each. Everything else is kept: AsyncWrite's callbacks run once
+// the Send that carried their bytes completed; the high- and low-water
+// marks count the bytes in flight; Close and CloseWrite wait for them;
+// pausing for backpressure and HandOver stop the receive, and bytes the
+// loop had already taken from the socket as it stopped (loop.Completer
+// gives them to the callback during Stop) become input: shown first on the
+// next OnData, or handed over ahead of the socket's. A connection closed
+// abruptly (an error, a timeout, Shutdown's deadline) with a Send in
+// flight shuts its socket down at once and closes the fd when the send
+// has failed, so that no new socket takes the fd's number while the loop
+// still names it.
+//
+// Options.NoCompletion keeps readiness (Watch, read(2), write(2)) on such
+// a loop. Completion is the default because it costs less CPU wherever
+// several connections are busy, and the same with one; readiness holds
+// less memory per idle connection (the figures below).
 //
 // # Memory
 //
@@ -82,6 +114,12 @@
 //	    the backend's watcher 138 B (measured alone on a bare loop) and
 //	    the reactor 88 B; netpoll 841 B (the runtime netpoller needs a
 //	    dup'd fd and a parked goroutine per watcher); evio 1,147 B
+//	go test -tags uring -run XXX -bench IdleHeap/uring -benchtime 1x -count 3 ./reactor/
+//	    on uring with completion I/O 146-151 B (the loop's receive 56 B,
+//	    the reactor 90-95 B); with NoCompletion 129 B (the watch 48 B,
+//	    the reactor 81 B). Below 100 B would take a smaller Conn: the
+//	    reactor's own part is its 80-byte Conn, the 16-byte method value
+//	    the loop calls and its slot in the loop's list
 //	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
 //	    server RSS per idle connection at 5,000 (medians of three):
 //	    reactor-gnet 300 B, raw gnet 733 B, reactor-cev 386 B, raw
@@ -122,6 +160,48 @@
 //	    every iteration of the cev loop is one cgo call; the reactor's own
 //	    functions are under 2% of the server's samples there
 //	    (perf record on the server process).
+//
+// On uring the reactor uses completion I/O (see above), which leaves out
+// the read and the write of every message; what remains per round trip is
+// a share of the enter that submits the sends and receives of a batch and
+// waits. Readiness (the commit before completion, which
+// Options.NoCompletion reproduces) against completion, the same bench
+// built from each tree and run alternately, three times each, between
+// 16:29 and 16:55 UTC on a 2-core VM shared with other work (load average
+// 5 to 11):
+//
+//	go build -tags cev,uring -o /tmp/evhub ./cmd/evhub
+//	/tmp/evhub bench -backend cev,uring -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
+//	    server CPU per round trip (µs) of reactor-uring at 1 / 64 / 1,000
+//	    connections, medians of three, in each of the three runs:
+//	    readiness   104.1 / 19.1 / 25.2   88.0 / 13.4 / 15.6   109.5 / 17.3 / 24.0
+//	    completion  123.4 / 16.4 / 16.1  100.8 / 11.3 / 14.7    94.7 / 11.9 / 13.1
+//	    the same ÷ reactor-cev of the same run (the same reactor on libev,
+//	    which neither tree changed: the control for the machine's load):
+//	    readiness   0.97 / 0.88 / 0.91   1.23 / 0.97 / 1.16   1.10 / 1.27 / 1.07
+//	    completion  0.96 / 0.74 / 0.71   1.12 / 0.70 / 0.64   1.05 / 0.96 / 0.83
+//	    ÷ raw liburing (C), medians of the three runs: readiness 1.29 /
+//	    1.52 / 1.76, completion 1.67 / 1.17 / 1.56; ÷ raw libev (C):
+//	    readiness 1.20 / 1.27 / 1.54, completion 1.60 / 0.98 / 1.02
+//	    server RSS per idle connection at 5,000: readiness 206-216 B,
+//	    completion 333-401 B (raw libev 106-120 B, raw liburing 458 B)
+//
+// With 64 and 1,000 busy connections completion took 0.6-0.8× the CPU of
+// readiness against the same control, in every run; with one connection
+// the two are level within this machine's noise (a round trip is then two
+// enters, the one that submits the send returning at once with its
+// completion, against one enter, a read and a write). So the reactor uses
+// completion where the loop offers it. It does not reach the C servers:
+// at one connection both C servers' figures moved by 2× between runs, and
+// at 1,000 the liburing server, which runs its ring with
+// SINGLE_ISSUER|DEFER_TASKRUN on a thread of its own (the Go loop cannot:
+// its goroutine moves between threads, see backends/uring), stays ahead.
+// Idle memory is the price: a receive's op in the loop (56 B with its
+// slot, against a watch's 48 B) and, in RSS, the pages of the loop's
+// provided buffers that receives have touched (a fixed 0.5 MiB or so per
+// loop, 128 × 16 KiB buffers mapped, the first page of each touched by
+// small messages: about 100 B per connection at 5,000). A server that
+// holds many idle connections and little traffic sets NoCompletion.
 //
 // # Sockets
 //

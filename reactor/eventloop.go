@@ -14,9 +14,10 @@ import (
 // buffer every connection of the loop shares, the list of its
 // connections, and its inbox of work from other goroutines.
 type eventLoop struct {
-	s  *Server
-	id int
-	l  loop.Loop
+	s    *Server
+	id   int
+	l    loop.Loop
+	comp loop.Completer // the loop's completion I/O, if it has it and the server uses it
 
 	// Loop goroutine only.
 	buf   []byte  // the shared read buffer
@@ -26,6 +27,9 @@ type eventLoop struct {
 	conns []*Conn // open connections; Conn.idx is the position
 	cache [4][][]byte
 	bufs  []*connBufs // spare connBufs
+
+	senders []*sender     // spare Send callbacks
+	kept    map[*Conn]int // fds of closed connections that a Send in flight still names
 
 	nconn atomic.Int64 // connections assigned to the loop (balancing)
 
@@ -62,7 +66,65 @@ type task struct {
 func newEventLoop(s *Server, id int, l loop.Loop) *eventLoop {
 	el := &eventLoop{s: s, id: id, l: l, buf: make([]byte, s.opt.ReadBufferSize), done: make(chan struct{})}
 	el.drain = el.drainInbox
+	if cp, ok := l.(loop.Completer); ok && !s.opt.NoCompletion {
+		el.comp = cp
+	}
 	return el
+}
+
+// sender is the callback of one Send in flight; the loop keeps the spare
+// ones, so that a message allocates nothing.
+type sender struct {
+	c  *Conn
+	fn func(n int, err error) // s.done, made once
+}
+
+func (el *eventLoop) sent(c *Conn) func(int, error) {
+	var s *sender
+	if n := len(el.senders); n > 0 {
+		s = el.senders[n-1]
+		el.senders[n-1] = nil
+		el.senders = el.senders[:n-1]
+	} else {
+		s = &sender{}
+		s.fn = s.done
+	}
+	s.c = c
+	return s.fn
+}
+
+func (s *sender) done(n int, err error) {
+	c := s.c
+	s.c = nil
+	if el := c.el; len(el.senders) < 1024 {
+		el.senders = append(el.senders, s)
+	}
+	c.onSent(n, err)
+}
+
+// keepFD holds fd, of a connection closed with a Send in flight, until
+// the send completes (buryFD) or the loop is closed (closeKept).
+func (el *eventLoop) keepFD(c *Conn, fd int) {
+	if el.kept == nil {
+		el.kept = map[*Conn]int{}
+	}
+	el.kept[c] = fd
+}
+
+func (el *eventLoop) buryFD(c *Conn) {
+	if fd, ok := el.kept[c]; ok {
+		delete(el.kept, c)
+		_ = unix.Close(fd)
+	}
+}
+
+// closeKept closes the kept fds once the loop is closed (its requests
+// with it).
+func (el *eventLoop) closeKept() {
+	for _, fd := range el.kept {
+		_ = unix.Close(fd)
+	}
+	el.kept = nil
 }
 
 // enqueue hands t to the loop: one Post wakes the loop for everything
@@ -128,7 +190,14 @@ func (el *eventLoop) drainInbox() {
 // OnOpen.
 func (el *eventLoop) open(c *Conn) {
 	if c.flags&fStream == 0 {
-		w, err := el.l.Watch(int(c.fd), loop.Readable, c.onEvent)
+		var w loop.Watcher
+		var err error
+		if el.comp != nil {
+			c.flags |= fComp
+			w, err = el.comp.Recv(int(c.fd), c.onRecv)
+		} else {
+			w, err = el.l.Watch(int(c.fd), loop.Readable, c.onEvent)
+		}
 		if err != nil {
 			el.nconn.Add(-1)
 			el.s.live.Add(-1)

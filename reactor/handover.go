@@ -60,10 +60,15 @@ func (c *Conn) handOverNow() {
 	el := c.el
 	ho := c.x.handover
 	c.x.handover = nil
+	// Stop reading first: a Completer's receive gives the bytes it
+	// already took as it stops, and they go with the rest.
+	c.flags &^= fArmedR
+	if c.w != nil {
+		_ = c.w.Stop()
+		c.w = nil
+	}
 	rest := append([]byte(nil), c.input()...)
 	fd := int(c.fd)
-	_ = c.w.Stop()
-	c.w = nil
 	c.fd = -1 // finishClose must not close it
 	c.finishClose(ErrHandedOver)
 	nc, err := ho.hub.Adopt(fd, rest)

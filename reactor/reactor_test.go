@@ -32,7 +32,12 @@ func (echo) OnData(c *reactor.Conn) {
 func (echo) OnClose(*reactor.Conn, error) {}
 
 func startEcho(t testing.TB, backend string) (*reactor.Server, string) {
-	s, err := reactor.New(echo{}, reactor.Options{Backend: backend, Loops: 1})
+	return startEchoOpt(t, reactor.Options{Backend: backend})
+}
+
+func startEchoOpt(t testing.TB, opt reactor.Options) (*reactor.Server, string) {
+	opt.Loops = 1
+	s, err := reactor.New(echo{}, opt)
 	require.NoError(t, err)
 	a, err := s.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -55,7 +60,14 @@ func pingPong(t testing.TB, c net.Conn, buf []byte, n int) {
 // either), on the backends whose dispatch allocates nothing.
 func TestNoAllocationPerEvent(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	for _, backend := range []string{"gnet", "netpoll"} {
+	backends := []string{"gnet", "netpoll"}
+	if l, err := loop.Open("uring"); err == nil {
+		// Where it runs (-tags uring): completion I/O allocates nothing
+		// per message either.
+		_ = l.Close()
+		backends = append(backends, "uring")
+	}
+	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			s, addr := startEcho(t, backend)
 			defer s.Close()
@@ -99,13 +111,31 @@ func BenchmarkPingPong(b *testing.B) {
 // out by opening them first). RSS per connection at 10,000 connections,
 // in a process of its own, is the bench's idle-10000 row:
 // go run ./cmd/evhub bench -workload idle-10000.
+//
+// On a loop with completion I/O (loop.Completer) the "-readiness" case is
+// the same server with Options.NoCompletion.
 func BenchmarkIdleHeap(b *testing.B) {
+	type mode struct {
+		name, backend string
+		noComp        bool
+	}
+	var modes []mode
 	for _, backend := range loop.Names() {
-		b.Run(backend, func(b *testing.B) {
+		modes = append(modes, mode{backend, backend, false})
+		if l, err := loop.Open(backend); err == nil {
+			if _, ok := l.(loop.Completer); ok {
+				modes = append(modes, mode{backend + "-readiness", backend, true})
+			}
+			_ = l.Close()
+		}
+	}
+	for _, m := range modes {
+		backend := m.backend
+		b.Run(m.name, func(b *testing.B) {
 			const n = 1000
 			var perConn float64
 			for range b.N {
-				s, addr := startEcho(b, backend)
+				s, addr := startEchoOpt(b, reactor.Options{Backend: backend, NoCompletion: m.noComp})
 				cs := make([]net.Conn, 0, n)
 				buf := make([]byte, 64)
 				runtime.GC()
@@ -130,7 +160,7 @@ func BenchmarkIdleHeap(b *testing.B) {
 			}
 			server := perConn - clientHeap(b, n)
 			b.ReportMetric(server, "server-B/conn")
-			if w, ok := watchHeap(b, backend, n); ok {
+			if w, ok := watchHeap(b, backend, n, !m.noComp); ok {
 				b.ReportMetric(w, "backend-B/conn")
 				b.ReportMetric(server-w, "reactor-B/conn")
 			}
@@ -141,7 +171,9 @@ func BenchmarkIdleHeap(b *testing.B) {
 // watchHeap is the heap the backend's watcher of one fd costs: n
 // sockets watched on a bare loop with one shared callback (so no closure
 // per fd, which the reactor's part pays).
-func watchHeap(b *testing.B, backend string, n int) (float64, bool) {
+//
+// With recv, on a loop.Completer, it is a Recv instead of a Watch.
+func watchHeap(b *testing.B, backend string, n int, recv bool) (float64, bool) {
 	l, err := loop.Open(backend)
 	require.NoError(b, err)
 	defer l.Close()
@@ -164,12 +196,20 @@ func watchHeap(b *testing.B, backend string, n int) (float64, bool) {
 		}
 	}
 	cb := func(loop.Events) {}
-	ws := make([]loop.IOWatcher, 0, n)
+	rcb := func([]byte, error) {}
+	comp, _ := l.(loop.Completer)
+	ws := make([]loop.Watcher, 0, n)
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	for i := range n {
-		w, err := l.Watch(fds[2*i], loop.Readable, cb)
+		var w loop.Watcher
+		var err error
+		if recv && comp != nil {
+			w, err = comp.Recv(fds[2*i], rcb)
+		} else {
+			w, err = l.Watch(fds[2*i], loop.Readable, cb)
+		}
 		require.NoError(b, err)
 		ws = append(ws, w)
 	}

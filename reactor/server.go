@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/evhub/evhub/internal/backoff"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -79,6 +80,11 @@ type Options struct {
 	// sockets keep the keep-alive settings they have.
 	KeepAlive       time.Duration
 	KeepAliveConfig net.KeepAliveConfig
+	// NoCompletion makes the server use readiness (Watch, then read and
+	// write system calls) on a loop that offers completion I/O
+	// (loop.Completer), which it uses by default: see the package
+	// documentation for what each costs.
+	NoCompletion bool
 }
 
 // Server runs a Handler on N loops. Its methods are safe for concurrent
@@ -369,6 +375,7 @@ type listener struct {
 	path   string
 	w      loop.IOWatcher
 	paused loop.Timer
+	delay  backoff.Accept // pause while no descriptor is free
 	stop1  bool
 	sl     loop.StreamListener // a StreamServer's listener instead of fd
 }
@@ -384,18 +391,20 @@ func (ln *listener) start() error {
 
 func (ln *listener) onAccept(loop.Events) {
 	for range 64 {
-		fd, err := acceptFD(ln.fd)
+		fd, err := acceptFn(ln.fd)
 		switch {
 		case err == nil:
+			ln.delay.Reset()
 		case err == unix.EAGAIN:
 			return
 		case err == unix.EINTR || err == unix.ECONNABORTED:
 			continue
 		case isTemporaryAccept(err):
-			// Out of fds: stop accepting for a while instead of spinning
-			// on a ready listener.
+			// Out of fds: stop accepting for a while (5 ms, doubling up
+			// to 1 s while it lasts, as the hub's listeners do) instead
+			// of spinning on a ready listener.
 			_ = ln.w.Modify(0)
-			ln.paused = ln.el.l.Timer(10*time.Millisecond, 0, func() {
+			ln.paused = ln.el.l.Timer(ln.delay.Next(), 0, func() {
 				ln.paused = nil
 				if !ln.stop1 {
 					_ = ln.w.Modify(loop.Readable)
@@ -579,6 +588,7 @@ func (s *Server) shutdown(ctx context.Context) (graceErr, loopErr error) {
 		if cerr := l.Close(); cerr != nil {
 			errs = append(errs, cerr)
 		}
+		el.closeKept()
 	}
 	return err, errors.Join(errs...)
 }

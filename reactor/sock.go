@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/evhub/evhub/internal/backoff"
 	"github.com/evhub/evhub/internal/nbsock"
 )
 
@@ -243,6 +244,11 @@ func checkStream(fd int) error {
 	return nil
 }
 
+// isTemporaryAccept: out of descriptors or of kernel memory, an accept
+// fails until something is freed.
 func isTemporaryAccept(err error) bool {
-	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM)
+	return backoff.Exhausted(err) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM)
 }
+
+// acceptFn is acceptFD, replaced in tests to inject failures.
+var acceptFn = acceptFD

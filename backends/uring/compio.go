@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -59,15 +60,18 @@ type bufRing struct {
 
 // op is one Recv or Send in flight, named by its slot in l.ops and its
 // generation, as watches are.
+//
+// A receiving socket holds one for as long as it receives: 48 bytes (a
+// size class of the allocator; TestOpSize).
 type op struct {
 	l     *Loop
+	recv  func(p []byte, err error)
+	send  func(n int, err error)
+	p     *byte // a Send's first byte: its buffer stays reachable until the completion
 	fd    int32
 	slot  int32
 	gen   uint32
 	live  bool
-	recv  func(p []byte, err error)
-	send  func(n int, err error)
-	p     []byte // a Send's bytes, kept reachable until its completion
 	which uint8
 }
 
@@ -129,22 +133,13 @@ func (b *bufRing) publish() {
 	atomic.StoreUint32(p, v&0xffff|uint32(b.tail)<<16)
 }
 
-func (l *Loop) allocOp(o *op) {
-	if n := len(l.freeOps); n > 0 {
-		f := l.freeOps[n-1]
-		l.freeOps = l.freeOps[:n-1]
-		o.slot, o.gen = f.slot, f.gen
-		l.ops[o.slot] = o
-		return
-	}
-	o.slot = int32(len(l.ops))
-	l.ops = append(l.ops, o)
-}
+func (l *Loop) allocOp(o *op) { o.slot, o.gen = l.ops.add(o, o.gen) }
 
+// freeOp frees o's slot; a late completion of o's request is not
+// delivered (the slot's generation moves on).
 func (l *Loop) freeOp(o *op) {
-	l.ops[o.slot] = nil
 	o.gen = (o.gen + 1) & genMask
-	l.freeOps = append(l.freeOps, freeSlot{o.slot, o.gen})
+	l.ops.remove(o.slot, o.gen)
 }
 
 func (l *Loop) checkFD(op string, fd int) error {
@@ -193,9 +188,15 @@ func (l *Loop) armRecv(o *op) {
 
 // Send writes p to fd with an IORING_OP_SEND (MSG_WAITALL: the kernel
 // sends the rest of a short send itself); see loop.Completer.
+//
+// No fcntl checks the fd here, unlike Recv: a send is a message's cost,
+// and a bad fd is reported by the kernel in the completion (EBADF).
 func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
-	if err := l.checkFD("send", fd); err != nil {
-		return err
+	switch {
+	case l.closed:
+		return fmt.Errorf("uring: send fd %d: %w", fd, loop.ErrClosed)
+	case fd < 0 || fd > math.MaxInt32:
+		return fmt.Errorf("uring: send fd %d: %w", fd, os.NewSyscallError("fcntl", unix.EBADF))
 	}
 	if cb == nil {
 		return fmt.Errorf("uring: send fd %d: nil callback: %w", fd, os.ErrInvalid)
@@ -203,7 +204,8 @@ func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
 	if len(p) == 0 || len(p) > math.MaxInt32 {
 		return fmt.Errorf("uring: send fd %d: %d bytes: %w", fd, len(p), os.ErrInvalid)
 	}
-	o := &op{l: l, fd: int32(fd), send: cb, p: p, which: kindSend}
+	o := l.spareSend()
+	o.fd, o.send, o.p = int32(fd), cb, &p[0]
 	l.allocOp(o)
 	s := l.sqe()
 	s.opcode = opSend
@@ -217,27 +219,87 @@ func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
 	return nil
 }
 
-// Stop ends a Recv: no callback runs once it returns; the request is
-// cancelled at once.
+// Stop ends a Recv: no callback runs once it returns. The request is
+// cancelled at once, and Stop waits for its last completion (as a
+// watcher's Stop does: the request holds the fd's file until then). If the
+// kernel had received bytes for it by then (a completion not dispatched
+// yet, or one the cancellation raced with), cb runs with them before Stop
+// returns, so that no byte taken from the socket is lost; an end of stream
+// or an error found then is not reported (the socket reports it again to
+// the next receive).
 func (o *op) Stop() error {
 	l := o.l
-	if o.recv == nil || l.closed || l.r == nil {
-		o.recv = nil
+	cb := o.recv
+	o.recv = nil
+	if cb == nil || l.closed || l.r == nil {
 		return nil
 	}
-	o.recv = nil
 	if o.live {
 		q := l.sqe()
 		q.opcode = opAsyncCancel
 		q.addr = l.opData(o)
 		q.userData = ignoreData
-		o.live = false
-		l.freeOp(o)
 		l.submitNow()
-		return nil
+		l.awaitRecv(o, cb)
+		o.live = false
 	}
 	l.freeOp(o)
 	return nil
+}
+
+// awaitRecv takes the completions of the stopped receive o, in the
+// dispatch queue and in the CQ, until its last one, giving their bytes to
+// cb; it waits (bounded, as awaitAbandoned) for a last completion still
+// to come.
+func (l *Loop) awaitRecv(o *op, cb func(p []byte, err error)) {
+	data := l.opData(o)
+	done := false
+	take := func(c *cqe) {
+		if done || c.userData != data {
+			return
+		}
+		c.userData = ignoreData
+		if c.flags&cqeFMore == 0 {
+			done = true
+		}
+		if c.flags&cqeFBuffer != 0 {
+			bid := uint16(c.flags >> 16)
+			if c.res > 0 {
+				off := int(bid) * bufSize
+				cb(l.br.bufs[off:off+int(c.res)], nil)
+			}
+			l.giveBack(bid)
+		}
+	}
+	for i := range 2000 {
+		for j := l.cqi; j < len(l.cqes); j++ {
+			take(&l.cqes[j])
+		}
+		l.r.each(take)
+		if done || l.closed {
+			return
+		}
+		if l.r.overflowed() {
+			l.submit(false, -1) // moves kept completions into the CQ
+			continue
+		}
+		if i > 0 {
+			time.Sleep(10 * time.Microsecond)
+		}
+		l.submit(false, -1) // runs this thread's task work
+	}
+}
+
+// spareSend returns a send op from the loop's spares (sends are not
+// handed out, so theirs can be reused: a message allocates nothing).
+func (l *Loop) spareSend() *op {
+	if n := len(l.spareOps); n > 0 {
+		o := l.spareOps[n-1]
+		l.spareOps[n-1] = nil
+		l.spareOps = l.spareOps[:n-1]
+		return o
+	}
+	return &op{l: l, which: kindSend}
 }
 
 // completeOp handles the completion of a Recv or a Send and reports
@@ -248,11 +310,7 @@ func (l *Loop) completeOp(c cqe) int {
 		// request, after the callback has used it.
 		defer l.giveBack(uint16(c.flags >> 16))
 	}
-	i := int32(uint32(c.userData))
-	if int(i) >= len(l.ops) {
-		return 0
-	}
-	o := l.ops[i]
+	o := l.ops.get(int32(uint32(c.userData)))
 	if o == nil || o.gen != uint32(c.userData>>32)&genMask || (o.recv == nil && o.send == nil) {
 		return 0
 	}
@@ -261,6 +319,9 @@ func (l *Loop) completeOp(c cqe) int {
 		l.freeOp(o)
 		cb := o.send
 		o.send, o.p = nil, nil
+		if len(l.spareOps) < 64 {
+			l.spareOps = append(l.spareOps, o)
+		}
 		if c.res < 0 {
 			cb(0, os.NewSyscallError("send", unix.Errno(-c.res)))
 		} else {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,6 +89,52 @@ func TestCompletionStop(t *testing.T) {
 	_, err = l.Recv(c, func([]byte, error) { calls++ })
 	require.NoError(t, err)
 	require.NoError(t, l.RunOnce(false))
+}
+
+// TestCompletionStopLosesNothing: bytes the kernel received for a receive
+// being stopped reach its callback during Stop; the rest stay in the
+// socket. Stopped in every state: queued and not yet submitted, armed in
+// the kernel, and completed but not yet dispatched.
+func TestCompletionStopLosesNothing(t *testing.T) {
+	l := newLoop(t)
+	for round := range 60 {
+		a, b := pair(t)
+		var got []byte
+		w, err := l.Recv(a, func(p []byte, err error) {
+			require.NoError(t, err)
+			got = append(got, p...)
+		})
+		require.NoError(t, err)
+		if round%3 > 0 {
+			require.NoError(t, l.RunOnce(false)) // the receive is in the kernel
+		}
+		msg := []byte("message " + strconv.Itoa(round))
+		_, err = unix.Write(b, msg)
+		require.NoError(t, err)
+		if round%3 == 2 {
+			// Task work runs, the completion lands in the CQ.
+			require.NoError(t, l.r.enter(false, -1))
+		}
+		require.NoError(t, w.Stop())
+		during := len(got)
+		for range 3 {
+			require.NoError(t, l.RunOnce(false))
+		}
+		require.Equal(t, during, len(got), "no call after Stop")
+		rest := make([]byte, 64)
+		n, err := unix.Read(a, rest)
+		if err == unix.EAGAIN {
+			n = 0
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, string(msg), string(got)+string(rest[:n]), "round %d", round)
+	}
+}
+
+// TestOpSize: a receiving socket's op stays in the 48-byte size class.
+func TestOpSize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(op{}), uintptr(48))
 }
 
 // TestCompletionErrors: bad arguments are errors, never panics.

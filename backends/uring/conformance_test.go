@@ -44,7 +44,34 @@ func TestNetwork(t *testing.T) {
 // backend.
 func TestCooperative(t *testing.T) { conformance.TestCooperative(t, openHub) }
 
-// TestReactor runs the reactor area of the suite on the backend.
-func TestReactor(t *testing.T) { conformance.TestReactor(t, openLoop) }
+// TestReactor runs the reactor area of the suite on the backend, whose
+// connections then do their I/O through loop.Completer.
+func TestReactor(t *testing.T) {
+	l, err := openLoop()
+	if err == nil {
+		_, ok := l.(loop.Completer)
+		_ = l.Close()
+		if !ok {
+			t.Fatal("the loop offers no loop.Completer")
+		}
+	}
+	conformance.TestReactor(t, openLoop)
+}
+
+// readinessOnly hides the loop's optional capabilities (loop.Completer
+// among them): a reactor on it watches readiness and reads and writes.
+type readinessOnly struct{ loop.Loop }
+
+// TestReactorReadiness runs the reactor area on the backend's readiness
+// watches, without completion I/O.
+func TestReactorReadiness(t *testing.T) {
+	conformance.TestReactor(t, func() (loop.Loop, error) {
+		l, err := openLoop()
+		if err != nil {
+			return nil, err
+		}
+		return readinessOnly{l}, nil
+	})
+}
 
 func BenchmarkConformance(b *testing.B) { conformance.BenchmarkLoop(b, openLoop) }

@@ -151,7 +151,12 @@
 // sockets (128 × 16 KiB, mapped on the first Recv; a socket holds no
 // buffer while nothing arrives), a send is an IORING_OP_SEND with
 // MSG_WAITALL. A receive is one-shot, re-armed with the next enter, for
-// the same reason as the watches. BenchmarkEcho compares an echo server
+// the same reason as the watches. Stopping a receive loses no byte: Stop
+// cancels the request, waits for its last completion as a watcher's Stop
+// does, and gives the callback whatever the kernel had received for it
+// by then (TestCompletionStopLosesNothing), so a caller can pause or give
+// the socket away. A receiving socket holds a 48-byte op and its slot;
+// sends reuse their ops, and a message allocates nothing. BenchmarkEcho compares an echo server
 // on the loop in both modes, readiness (Watch, then read and write) and
 // completion, with clients on package net in the same process, as the
 // process's CPU time per round trip, clients included (go test -tags
@@ -169,8 +174,19 @@
 // 0.81× the CPU per round trip (more on the server's side alone, the
 // clients' share being the same in both columns); with one connection,
 // or large messages cut into 16 KiB buffers, the two cost the same
-// within this machine's noise. The capability is offered; the scheduler
-// and the reactor do not use it yet.
+// within this machine's noise. The reactor uses the capability by
+// default; the scheduler does not. In the bench (go build -tags cev,uring
+// -o /tmp/evhub ./cmd/evhub; /tmp/evhub bench -backend cev,uring
+// -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3
+// -duration 1s -warmup 250ms -micro 0; three runs of each build,
+// alternately, 2-core VM at load average 5-11) the reactor's server CPU
+// per round trip on this loop, divided by the same reactor's on libev in
+// the same run, went from 0.97-1.23 / 0.88-1.27 / 0.91-1.16 at 1 / 64 /
+// 1,000 connections with readiness to 0.96-1.12 / 0.70-0.96 / 0.64-0.83
+// with completion, and its RSS per idle connection at 5,000 from 206-216
+// B to 333-401 B (the receive's op, and the touched pages of the provided
+// buffers, about 0.5 MiB per loop); package reactor's documentation has
+// every figure.
 //
 // # Figures
 //

@@ -342,6 +342,16 @@ func (r *ring) mark(match func(*cqe) bool, data uint64) {
 	}
 }
 
+// each calls fn with each completion in the CQ, leaving it there (fn may
+// change its user_data: the kernel does not read the entries between head
+// and tail again).
+func (r *ring) each(fn func(*cqe)) {
+	tail := atomic.LoadUint32(r.cqTail)
+	for head := atomic.LoadUint32(r.cqHead); head != tail; head++ {
+		fn(&r.cqes[head&r.cqMask])
+	}
+}
+
 // reap appends the CQ's completions to dst, until dst holds max of them
 // (no bound if max <= 0), and frees their slots.
 func (r *ring) reap(dst []cqe, max int) []cqe {

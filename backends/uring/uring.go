@@ -96,29 +96,63 @@ type Loop struct {
 	// Loop goroutine only from here on.
 	closed   bool
 	running  bool
-	readLive bool       // the eventfd read is in the kernel
-	readied  bool       // the last iteration ran callbacks: Gosched before sleeping
-	spin     int        // looks without sleeping left before the next wait
-	slots    []*watcher // by slot; nil when free
-	free     []freeSlot
+	readLive bool // the eventfd read is in the kernel
+	readied  bool // the last iteration ran callbacks: Gosched before sleeping
+	spin     int  // looks without sleeping left before the next wait
+	watches  table[watcher]
 	arms     []*watcher // watchers whose poll request goes out with the next enter
 	cqes     []cqe      // the batch being dispatched, from cqi on
 	cqi      int
 
 	// Completion I/O (compio.go): made on first use.
 	br       *bufRing
-	ops      []*op // Recvs and Sends by slot; nil when free
-	freeOps  []freeSlot
-	inflight int // Sends in the kernel
+	ops      table[op] // Recvs and Sends
+	spareOps []*op     // finished Sends, for reuse
+	inflight int       // Sends in the kernel
 }
 
-// freeSlot is a slot without a watcher and the generation its next
-// watcher starts at: a generation changes each time a request is
-// abandoned (Stop, Modify), so its late completions are recognised, also
-// after the slot passed to another watcher.
+// table names what has requests in the kernel (watchers, receives,
+// sends) by slot: a request's user_data carries the slot and a
+// generation, which changes each time a request is abandoned (Stop,
+// Modify), so that its late completions are recognised, also after the
+// slot passed to another owner. The table holds only pointers; each
+// owner keeps its own slot and generation.
+type table[T any] struct {
+	items []*T // by slot; nil when free
+	free  []freeSlot
+}
+
+// freeSlot is a free slot and the generation its next owner starts at.
 type freeSlot struct {
 	slot int32
 	gen  uint32
+}
+
+// add gives v a slot: a freed one, with the generation after its last
+// owner's, or a new one, where gen (v's own) stays.
+func (t *table[T]) add(v *T, gen uint32) (slot int32, g uint32) {
+	if n := len(t.free); n > 0 {
+		f := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.items[f.slot] = v
+		return f.slot, f.gen
+	}
+	t.items = append(t.items, v)
+	return int32(len(t.items) - 1), gen
+}
+
+// remove frees slot; its next owner starts at gen.
+func (t *table[T]) remove(slot int32, gen uint32) {
+	t.items[slot] = nil
+	t.free = append(t.free, freeSlot{slot, gen})
+}
+
+// get returns the owner of slot, nil if none.
+func (t *table[T]) get(slot int32) *T {
+	if uint(slot) >= uint(len(t.items)) {
+		return nil
+	}
+	return t.items[slot]
 }
 
 // New opens an io_uring loop: a ring (one fd, two mappings) and an
@@ -475,11 +509,7 @@ func (l *Loop) complete(c cqe) int {
 	default:
 		return 0
 	}
-	i := int32(uint32(c.userData))
-	if int(i) >= len(l.slots) {
-		return 0
-	}
-	w := l.slots[i]
+	w := l.watches.get(int32(uint32(c.userData)))
 	if w == nil {
 		return 0 // a request abandoned by Stop
 	}
@@ -561,14 +591,14 @@ func (l *Loop) Close() error {
 	l.closed = true
 	l.sigs.Close()
 	l.posts.Close()
-	for i := range l.slots {
-		if w := l.slots[i]; w != nil {
+	for i, w := range l.watches.items {
+		if w != nil {
 			w.set(fStopped, true)
-			l.slots[i] = nil
+			l.watches.items[i] = nil
 		}
 	}
 	l.arms = nil
-	for _, o := range l.ops {
+	for _, o := range l.ops.items {
 		if o != nil {
 			o.recv, o.send = nil, nil
 		}
@@ -620,8 +650,9 @@ func (l *Loop) release() error {
 	l.efd = -1
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
-	l.slots, l.free, l.cqes, l.cqi = nil, nil, nil, 0
-	l.ops, l.freeOps, l.inflight = nil, nil, 0
+	l.watches, l.ops = table[watcher]{}, table[op]{}
+	l.cqes, l.cqi = nil, 0
+	l.spareOps, l.inflight = nil, 0
 	if l.br != nil {
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))

@@ -97,24 +97,9 @@ func (l *Loop) watch(op string, fd int, ev loop.Events, cb func(loop.Events), ed
 	}
 	w := &watcher{l: l, fd: int32(fd), ev: ev, cb: cb}
 	w.set(fEdge, edge)
-	l.allocSlot(w)
+	w.slot, w.gen = l.watches.add(w, w.gen)
 	w.queueArm()
 	return w, nil
-}
-
-// allocSlot gives w a slot: a freed one, with the generation after its
-// last watcher's (a late completion of that one's request must not reach
-// w), or a new one.
-func (l *Loop) allocSlot(w *watcher) {
-	if n := len(l.free); n > 0 {
-		f := l.free[n-1]
-		l.free = l.free[:n-1]
-		w.slot, w.gen = f.slot, f.gen
-		l.slots[w.slot] = w
-		return
-	}
-	w.slot = int32(len(l.slots))
-	l.slots = append(l.slots, w)
 }
 
 // queueArm has a request for w go out with the next enter.
@@ -216,8 +201,7 @@ func (w *watcher) Stop() error {
 		return nil
 	}
 	w.disarm()
-	l.slots[w.slot] = nil
-	l.free = append(l.free, freeSlot{w.slot, w.gen})
+	l.watches.remove(w.slot, w.gen)
 	if w.abandoned > 0 {
 		// A pending poll holds a reference to the fd's file: until it
 		// has completed, closing the fd does not close the socket (a
