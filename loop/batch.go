@@ -32,7 +32,9 @@ import (
 // ([Driver]) needs neither rule: the runtime schedules around it.
 //
 // Begin, End, Ran and Yield are for the loop goroutine; SkipWake is safe
-// from any goroutine. The zero value is ready to use.
+// from any goroutine. The zero value is ready to use. Loops that keep
+// their own wake-up protocol (uring's sleeping flag, evio's kick) use Ran
+// and Yield alone.
 type Batch struct {
 	inBatch atomic.Bool
 	skipped atomic.Bool

@@ -3,7 +3,6 @@
 package evio
 
 import (
-	"runtime"
 	"syscall"
 
 	"github.com/tidwall/evio"
@@ -276,7 +275,9 @@ func (sv *server) salvage(st *stream, err error) bool {
 // server stops, the Serve goroutine). With one P the loop goroutine it
 // readies would wait for sysmon, so the callback yields (see yield).
 func (sv *server) postE(fn func()) {
-	sv.readied = sv.readied || sv.oneP
+	if sv.oneP {
+		sv.batch.Ran()
+	}
 	sv.l.post(fn)
 }
 
@@ -292,12 +293,7 @@ func (sv *server) postE(fn func()) {
 // without (pingpong-1), 0.89× and 0.75× (pingpong-64); with more Ps another P steals the
 // loop goroutine soon enough, and yielding made a one-connection echo
 // slower (BenchmarkEchoPingPong, GOMAXPROCS=2: 103 against 88 µs).
-func (sv *server) yield() {
-	if sv.readied {
-		sv.readied = false
-		runtime.Gosched()
-	}
-}
+func (sv *server) yield() { sv.batch.Yield() }
 
 // idleAction stops the server once its listener is closed and its last
 // connection gone.

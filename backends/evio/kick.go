@@ -90,7 +90,9 @@ func (sv *server) onKick() ([]byte, evio.Action) {
 		cmds[i] = nil
 		fn()
 	}
-	sv.readied = sv.readied || len(cmds) > 0
+	if len(cmds) > 0 {
+		sv.batch.Ran()
+	}
 	sv.cmdMu.Lock()
 	sv.cmdsSpare = cmds[:0]
 	sv.cmdMu.Unlock()

@@ -138,8 +138,8 @@ type server struct {
 	dirty       map[*stream]struct{} // masks evio may have re-armed
 	opening     []*stream
 	checkNeeded bool
-	readied     bool // a callback readied goroutines: yield
-	oneP        bool // GOMAXPROCS was 1 when the server started
+	batch       loop.Batch // a callback readied goroutines: yield
+	oneP        bool       // GOMAXPROCS was 1 when the server started
 	lnClosed    bool
 	acceptOn    bool           // the listening fds are armed on evio's poller
 	backoff     backoff.Accept // retry delay while no descriptor is free

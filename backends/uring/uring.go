@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,9 +95,9 @@ type Loop struct {
 	// Loop goroutine only from here on.
 	closed   bool
 	running  bool
-	readLive bool // the eventfd read is in the kernel
-	readied  bool // the last iteration ran callbacks: Gosched before sleeping
-	spin     int  // looks without sleeping left before the next wait
+	readLive bool       // the eventfd read is in the kernel
+	yield    loop.Batch // the last iteration ran callbacks: Gosched before sleeping
+	spin     int        // looks without sleeping left before the next wait
 	watches  table[watcher]
 	arms     []*watcher // watchers whose poll request goes out with the next enter
 	cqes     []cqe      // the batch being dispatched, from cqi on
@@ -307,12 +306,9 @@ func (l *Loop) iterate(block bool) int {
 	l.flushArms()
 	wait, timeout := false, int64(-1)
 	if block && l.cqi >= len(l.cqes) {
-		if l.readied {
-			// Let the goroutines the last callbacks readied run before
-			// this thread sleeps with them in its P's run-next slot.
-			l.readied = false
-			runtime.Gosched()
-		}
+		// Let the goroutines the last callbacks readied run before this
+		// thread sleeps with them in its P's run-next slot.
+		l.yield.Yield()
 		wait = true
 		if l.spin > 0 {
 			// Just after a busy iteration, look again without sleeping
@@ -320,7 +316,7 @@ func (l *Loop) iterate(block bool) int {
 			// often Post or write at once, and a look at the CQ costs no
 			// syscall, while a sleep costs the thread a wake-up.
 			l.spin--
-			l.readied = true
+			l.yield.Ran()
 			wait = false
 		}
 		if d, ok := l.timers.Timeout(time.Now()); ok {
@@ -356,7 +352,7 @@ func (l *Loop) iterate(block bool) int {
 	}
 	ran += l.posts.Run()
 	if ran > 0 {
-		l.readied = true
+		l.yield.Ran()
 		l.spin = spinLooks
 	}
 	return ran
