@@ -25,17 +25,6 @@ import (
 // divergence fails here, and its input then moves to
 // testdata/fuzz/FuzzHubs.
 //
-//   - evio-closeread-unix-peer-writes: CloseRead on a unix conn; the
-//     peer's next write fails with EPIPE on net (the kernel shut the
-//     receiving side) and succeeds on evio: streamConn.CloseRead
-//     (scheduler/stream.go) only stops reading and does not shut the
-//     socket down, as its comment says, because evio would take the EOF
-//     for the peer's and close the connection.
-//   - evio-closeread-after-fin-acked: B closed, A read its EOF and
-//     called CloseWrite, and B's kernel acknowledged A's FIN: A's socket
-//     is closed in the kernel, and CloseRead fails with ENOTCONN on net
-//     and succeeds on evio, whose streamConn.CloseRead (see above) makes
-//     no shutdown call to fail.
 //   - cev-write-after-peer-close-rst (rare: three times in about 15
 //     million operations on cev and netpoll, in both directions): A
 //     closed; B wrote; then B's write of 0 bytes fails with EPIPE on one

@@ -46,6 +46,10 @@ func netStreamCases() []netCase {
 		add("ConcurrentReadWrite", func(t *testing.T, e *env) { streamConcurrentRW(t, e, nw) })
 		add("CloseWrite", func(t *testing.T, e *env) { streamCloseWrite(t, e, nw) })
 		add("CloseRead", func(t *testing.T, e *env) { streamCloseRead(t, e, nw) })
+		add("CloseReadKeepsReceived", func(t *testing.T, e *env) { streamCloseReadKeepsReceived(t, e, nw) })
+		add("CloseReadPeerWrites", func(t *testing.T, e *env) { streamCloseReadPeerWrites(t, e, nw) })
+		add("AfterPeerReset", func(t *testing.T, e *env) { streamAfterPeerReset(t, e, nw, false) })
+		add("ReadAfterPeerReset", func(t *testing.T, e *env) { streamAfterPeerReset(t, e, nw, true) })
 		add("SockOpts", func(t *testing.T, e *env) { streamSockOpts(t, e, nw) })
 		add("SyscallConn", func(t *testing.T, e *env) { streamSyscallConn(t, e, nw) })
 		add("RawReadWrite", func(t *testing.T, e *env) { streamRawReadWrite(t, e, nw) })
@@ -261,6 +265,130 @@ func streamCloseRead(t *testing.T, e *env, nw string) {
 			require.Zero(t, n, "%s: Read after CloseRead", s.name)
 			return err
 		}, io.EOF)
+	}
+}
+
+// sideSteps runs steps on a pair of each side and compares every step's
+// outcome (nil included) with the standard library's, in order: a
+// sequence whose later steps depend on the socket's state after the
+// earlier ones.
+func sideSteps(t *testing.T, e *env, what string, steps func(s *side) []string) {
+	t.Helper()
+	std, got := e.sides()
+	want, have := steps(std), steps(got)
+	require.Len(t, have, len(want), "%s: steps", what)
+	for i := range want {
+		assert.Equal(t, want[i], have[i], "%s: step %d differs from the standard library's", what, i)
+	}
+}
+
+// outcome describes an operation's result for sideSteps.
+func (s *side) outcome(op string, n int, data []byte, err error) string {
+	r := fmt.Sprintf("%s: n=%d %q", op, n, data)
+	if err == nil {
+		return r + " ok"
+	}
+	return r + " " + strings.Join(describeErr(err, s.norm), "; ")
+}
+
+// streamCloseReadKeepsReceived: bytes that arrived before CloseRead are
+// still read after it where net reads them (Linux's shutdown(SHUT_RD)
+// discards nothing), then io.EOF.
+func streamCloseReadKeepsReceived(t *testing.T, e *env, nw string) {
+	for _, which := range e.roles() {
+		sideSteps(t, e, "Read after CloseRead with bytes received ("+which+")", func(s *side) []string {
+			d, a, _ := s.pair(nw)
+			c, peer := pick(which, d, a), pick(which, a, d)
+			for _, c := range []net.Conn{d, a} {
+				require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			}
+			_, err := peer.Write([]byte("ab"))
+			require.NoError(t, err, "%s: peer Write", s.name)
+			buf := make([]byte, 1)
+			_, err = io.ReadFull(c, buf) // "ab" has arrived
+			require.NoError(t, err, "%s: Read", s.name)
+			var out []string
+			err = c.(closeReader).CloseRead()
+			out = append(out, s.outcome("CloseRead", 0, nil, err))
+			for range 2 {
+				n, err := c.Read(buf)
+				out = append(out, s.outcome("Read", n, buf[:n], err))
+			}
+			return out
+		})
+	}
+}
+
+// streamCloseReadPeerWrites: after CloseRead the peer's writes fail with
+// EPIPE on a unix socket (the kernel refuses them) and are taken on TCP.
+func streamCloseReadPeerWrites(t *testing.T, e *env, nw string) {
+	for _, which := range e.roles() {
+		sideSteps(t, e, "peer's Write after CloseRead ("+which+")", func(s *side) []string {
+			d, a, _ := s.pair(nw)
+			c, peer := pick(which, d, a), pick(which, a, d)
+			for _, c := range []net.Conn{d, a} {
+				require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			}
+			err := c.(closeReader).CloseRead()
+			out := []string{s.outcome("CloseRead", 0, nil, err)}
+			n, err := peer.Write([]byte("x"))
+			out = append(out, s.outcome("peer Write", n, nil, err))
+			n, err = c.Write([]byte("y"))
+			return append(out, s.outcome("Write", n, nil, err))
+		})
+	}
+}
+
+// streamAfterPeerReset: the peer closes with bytes unread, which resets
+// the connection (TCP sends an RST; a unix peer's close leaves the error
+// pending). The kernel reports the reset once, to whichever call comes
+// first — here a Write of no bytes, which net makes as a write(2) call —
+// and then: a shut-down side (EPIPE), the closed state (CloseRead and
+// CloseWrite fail with ENOTCONN on TCP), io.EOF. With peerWrote, the
+// peer wrote first: a read returns those bytes, and leaves the reset to
+// the next call.
+func streamAfterPeerReset(t *testing.T, e *env, nw string, peerWrote bool) {
+	for _, which := range e.roles() {
+		sideSteps(t, e, "calls after the peer's reset ("+which+")", func(s *side) []string {
+			d, a, _ := s.pair(nw)
+			c, peer := pick(which, d, a), pick(which, a, d)
+			for _, c := range []net.Conn{d, a} {
+				require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			}
+			var out []string
+			if peerWrote {
+				_, err := peer.Write([]byte("data"))
+				require.NoError(t, err, "%s: peer Write", s.name)
+			}
+			_, err := c.Write([]byte("unread"))
+			require.NoError(t, err, "%s: Write", s.name)
+			// Once the peer's kernel has them, its close resets.
+			rc, err := peer.(syscallConner).SyscallConn()
+			require.NoError(t, err, "%s: peer SyscallConn", s.name)
+			require.NoError(t, rc.Read(func(fd uintptr) bool {
+				var b [1]byte
+				n, _, _ := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+				return n > 0
+			}), "%s: peer waiting for the bytes", s.name)
+			require.NoError(t, peer.Close(), "%s: peer Close", s.name)
+			waitHangup(c, true, 2*time.Second)
+			if peerWrote {
+				buf := make([]byte, 64)
+				n, err := c.Read(buf)
+				out = append(out, s.outcome("Read", n, buf[:n], err))
+			}
+			for range 2 {
+				n, err := c.Write(nil)
+				out = append(out, s.outcome("Write of no bytes", n, nil, err))
+			}
+			err = c.(closeReader).CloseRead()
+			out = append(out, s.outcome("CloseRead", 0, nil, err))
+			err = c.(closeWriter).CloseWrite()
+			out = append(out, s.outcome("CloseWrite", 0, nil, err))
+			buf := make([]byte, 8)
+			n, err := c.Read(buf)
+			return append(out, s.outcome("Read", n, buf[:n], err))
+		})
 	}
 }
 

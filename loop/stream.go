@@ -93,7 +93,10 @@ type Stream interface {
 	// the kernel could not take yet: it takes nothing more (Write returns
 	// n == 0) until Writable, which follows once they are sent. n < len(p)
 	// with a nil error implies held. Errors are *os.SyscallError values
-	// like net's ("write: broken pipe").
+	// like net's ("write: broken pipe"). An empty p that is not nil asks
+	// the kernel as net's Write of no bytes does (a write(2) of 0 bytes:
+	// a pending error, or EPIPE); a nil p only reports held and errors the
+	// stream knows of.
 	Write(p []byte) (n int, held bool, err error)
 
 	// SetReadPaused stops (true) or resumes (false) reading from the
@@ -116,4 +119,27 @@ type Stream interface {
 	// read or write the fd only while reading is paused and the stream
 	// holds no bytes (the scheduler's raw I/O arranges both).
 	Control(f func(fd uintptr)) error
+}
+
+// DirectReadStream is an optional interface of a Stream whose library can
+// hand a socket's reading back: once it has delivered an empty Data (it
+// reads no more: the peer's EOF, a socket error, or CloseRead), the
+// scheduler reads what the kernel still reports (bytes that arrive after
+// a shutdown of the reading side, the EOF, a pending error, in net's
+// order) with ReadDirect, instead of taking the empty Data for io.EOF.
+type DirectReadStream interface {
+	Stream
+	// ReadDirect reads from the socket without blocking, once the empty
+	// Data was delivered: n > 0, or io.EOF (the kernel's read returned
+	// 0), or the read's error (*os.SyscallError), syscall.EAGAIN when
+	// nothing is there yet (the caller waits with poll(2) on the fd of
+	// Control), or net.ErrClosed after Close.
+	ReadDirect(p []byte) (int, error)
+	// CloseRead shuts down the reading side of the socket
+	// (shutdown(SHUT_RD)), as net's CloseRead does, and returns that
+	// call's error (*os.SyscallError: ENOTCONN once the kernel has closed
+	// the connection), or net.ErrClosed after Close. On success the
+	// library stops reading the socket and an empty Data follows the
+	// bytes it read before.
+	CloseRead() error
 }

@@ -285,6 +285,7 @@ func (l *streamListener) ListenerFailed(err error) {
 type streamConn struct {
 	h            *Hub
 	s            loop.Stream
+	dr           loop.DirectReadStream // s, if the loop can hand reading back
 	net          string
 	kind         netKind
 	laddr, raddr net.Addr
@@ -304,12 +305,20 @@ type streamConn struct {
 	// dropped: CloseRead dropped bytes nobody read (or some came after
 	// it); net's kernel would still hold them, and Close resets.
 	dropped bool
+	// direct: the loop reads the socket no more (an empty Data on a
+	// loop.DirectReadStream); after the queued bytes, reads ask the
+	// kernel (readDirect).
+	direct bool
+	// directErr is an error the kernel reported to a read that returned
+	// bytes: the next read's.
+	directErr error
 }
 
 func newStreamConn(l *streamListener, s loop.Stream) *streamConn {
 	c := &streamConn{h: l.h, s: s, net: l.network, kind: l.kind, paused: true}
 	c.side[0].wake = make(chan struct{}, 1)
 	c.side[1].wake = make(chan struct{}, 1)
+	c.dr, _ = s.(loop.DirectReadStream)
 	c.laddr, c.raddr = s.LocalAddr(), s.RemoteAddr()
 	_ = s.Control(func(fd uintptr) {
 		if sa, err := unix.Getsockname(int(fd)); err == nil {
@@ -352,7 +361,11 @@ func (c *streamConn) opErr(op string, err error) error {
 func (c *streamConn) data(p []byte) {
 	c.mu.Lock()
 	if len(p) == 0 {
-		c.eof = true
+		if c.dr != nil {
+			c.direct = true
+		} else {
+			c.eof = true
+		}
 		c.mu.Unlock()
 		c.side[modeRead].ready()
 		return
@@ -435,11 +448,35 @@ func (c *streamConn) Read(b []byte) (int, error) {
 			if resume {
 				c.paused = false
 			}
+			topUp := c.direct && c.unread == 0 && n < len(b) && c.directErr == nil
 			c.mu.Unlock()
 			if resume {
 				c.s.SetReadPaused(false)
 			}
+			if topUp && c.kernelHolds() {
+				// As net's read takes all the kernel has: the bytes the
+				// loop read, then those the kernel holds (only when it
+				// holds some: a read of none would take a pending error
+				// that net's kernel keeps for the next call). An error
+				// the kernel reports meanwhile is the next read's.
+				m, err := c.dr.ReadDirect(b[n:])
+				n += m
+				if err != nil && err != io.EOF && err != syscall.EAGAIN && !errors.Is(err, net.ErrClosed) {
+					c.mu.Lock()
+					c.directErr = err
+					c.mu.Unlock()
+				}
+			}
 			return n, nil
+		}
+		if c.direct {
+			err := c.directErr
+			c.directErr = nil
+			c.mu.Unlock()
+			if err != nil {
+				return 0, c.opErr("read", err)
+			}
+			return c.readDirect(b)
 		}
 		switch {
 		case c.rdShut, c.eof:
@@ -467,6 +504,38 @@ func (c *streamConn) Read(b []byte) (int, error) {
 	}
 }
 
+// kernelHolds reports whether the socket has bytes to read.
+func (c *streamConn) kernelHolds() bool {
+	holds := false
+	_ = c.s.Control(func(fd uintptr) { holds = bytesQueued(int(fd)) })
+	return holds
+}
+
+// readDirect reads the socket the loop no longer reads: the kernel's
+// answer, as net's Read gets it (bytes that came after CloseRead, the
+// EOF, a pending reset). It waits with poll(2) if nothing is there yet.
+func (c *streamConn) readDirect(b []byte) (int, error) {
+	var (
+		n   int
+		err error
+	)
+	werr := (&streamRaw{c}).wait("read", modeRead, unix.POLLIN, func(uintptr) bool {
+		n, err = c.dr.ReadDirect(b)
+		return err != syscall.EAGAIN
+	})
+	switch {
+	case werr != nil:
+		return 0, werr
+	case err == io.EOF:
+		return 0, io.EOF
+	case errors.Is(err, net.ErrClosed):
+		return 0, c.opErr("read", errClosing)
+	case err != nil:
+		return 0, c.opErr("read", err)
+	}
+	return n, nil
+}
+
 // Write implements net.Conn: it returns once every byte is taken, or with
 // the deadline's or Close's error.
 func (c *streamConn) Write(b []byte) (int, error) {
@@ -477,6 +546,9 @@ func (c *streamConn) Write(b []byte) (int, error) {
 	}
 	if c.side[modeWrite].dl.Load() < 0 {
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
+	}
+	if len(b) == 0 {
+		return 0, c.writeZero()
 	}
 	nn := 0
 	for {
@@ -496,6 +568,24 @@ func (c *streamConn) Write(b []byte) (int, error) {
 		}
 	}
 }
+
+// writeZero is a Write of no bytes. net's makes the write(2) call all the
+// same, and the kernel answers it: a pending socket error (the peer's
+// reset, which it then no longer reports), or EPIPE once the writing side
+// is shut down or the connection closed. The stream makes that call for
+// an empty p that is not nil (loop.Stream.Write).
+func (c *streamConn) writeZero() error {
+	if _, _, err := c.s.Write(noBytes); err != nil {
+		if c.closing.Load() {
+			err = errClosing
+		}
+		return c.opErr("write", err)
+	}
+	return nil
+}
+
+// noBytes is an empty slice that is not nil.
+var noBytes = make([]byte, 0)
 
 // Close implements net.Conn: every blocked call returns net.ErrClosed.
 func (c *streamConn) Close() error {
@@ -611,13 +701,28 @@ func (c *streamConn) writeTo(b []byte, addr net.Addr) (int, error) {
 	return 0, &net.OpError{Op: "write", Net: c.net, Source: c.laddr, Addr: addr, Err: err}
 }
 
-// CloseRead shuts down the reading side: Read returns io.EOF from then on.
-// The socket itself is not shut down (the library would take the EOF for
-// the peer's and close the connection); reading stays paused and bytes
+// CloseRead shuts down the reading side. On a loop.DirectReadStream the
+// socket is shut down, as net's is, and reads then return what its kernel
+// returns (on Linux: bytes already there, on TCP even bytes that come
+// after, then io.EOF). Otherwise Read returns io.EOF from then on: the
+// socket itself is not shut down (the library would take the EOF for the
+// peer's and close the connection); reading stays paused and bytes
 // already queued are dropped.
 func (c *streamConn) CloseRead() error {
 	if c.closing.Load() {
 		return c.opErr("close", errClosing)
+	}
+	if c.dr != nil {
+		if err := c.dr.CloseRead(); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				err = errClosing
+			}
+			return c.opErr("close", err)
+		}
+		// The bytes the loop read before, then its empty Data, are
+		// queued once a call on its goroutine returns.
+		_ = c.h.call(func() {})
+		return nil
 	}
 	c.mu.Lock()
 	c.rdShut = true

@@ -78,19 +78,47 @@
 //     kernel resets a unix peer only for bytes it still holds, so there
 //     the peer reads io.EOF (declared: loop.CapUnixUnreadReset).
 //     A peer's reset is a pending socket error that the kernel reports
-//     once; the MSG_PEEK below would take it, so the stream keeps it and
-//     reports it in place of the EOF evio reads next. Pausing is an
+//     once, to the next read (on TCP, or write). evio reads ahead, and the
+//     MSG_PEEK below takes it too: the stream keeps it and reports it once,
+//     to the next read or TCP write, as the kernel would have. A TCP write
+//     that fails with EPIPE may have come just after evio's read took the
+//     reset, before evio's Closed handed it over: it waits for the evio
+//     goroutine to catch up (a round trip through the kick socket, only on
+//     that error) and reports the reset in its place. Pausing is an
 //     epoll_ctl on evio's poller (one syscall per change); each time evio
 //     re-arms a paused fd after writing, one more read of at most 64 KiB can
 //     slip through (TestReadBackpressure, the suite's SlowReader cases).
-//   - evio closes a connection as soon as a read returns EOF, so a conn
-//     whose peer only half-closed it could not answer. After each read that
-//     drained the socket, a MSG_PEEK recv (0.7 µs) finds a queued EOF before
-//     evio reads it, and the stream leaves evio's poller and lives on its
-//     duplicate; if evio read the EOF first, fcntl(F_DUPFD) can take back its
+//   - evio closes a connection as soon as a read returns EOF (or an
+//     error), so a conn whose peer only half-closed it could not answer.
+//     After each read that drained the socket, a MSG_PEEK recv (0.7 µs)
+//     finds a queued EOF or error before evio reads it, and the stream
+//     leaves evio's poller and lives on its duplicate (detached); if evio
+//     read the EOF or error first, fcntl(F_DUPFD) can take back its
 //     just-closed fd number only while no one reused it, to delete the
-//     stale registration. Writability of such a stream is then waited for
-//     with poll(2) by a goroutine, in 10 ms slices (TestHalfClose).
+//     stale registration. A detached stream is a [loop.DirectReadStream]:
+//     the scheduler reads it directly, so what reads return after the
+//     EOF (a reset, bytes after CloseRead) is the kernel's answer, as on
+//     net. Writability of such a stream is waited for with poll(2) by a
+//     goroutine, in 10 ms slices (TestHalfClose). What cannot be matched:
+//     evio reads the EOF or reset first whenever nothing was queued
+//     before it (an idle stream that reads, or a paused one on a hang-up,
+//     which epoll reports whatever the mask), and closes its fd; if
+//     another thread took that fd number before the Closed callback, the
+//     stale epoll registration cannot be deleted, and the stream ends as
+//     evio ended it: writes fail with EPIPE ("evio closed the connection
+//     at the peer's EOF") where net's may still succeed, CloseWrite and
+//     CloseRead with net.ErrClosed where net's kernel answers. The
+//     differential fuzzer meets it a few times in a thousand sequences
+//     with 8 workers opening sockets meanwhile (docs/reliability.md).
+//   - CloseRead: a shutdown(SHUT_RD) queues an EOF that evio would read
+//     and take for the peer's, so the stream first leaves evio's poller
+//     (on the evio goroutine, where evio cannot read in between) and is
+//     then shut down and read directly: the kernel answers the shutdown
+//     (ENOTCONN once it has closed the connection), the reads after it
+//     (bytes already there, and on TCP bytes that come later) and the
+//     peer's writes (EPIPE on a unix socket), as with net. While evio
+//     still holds output for the stream it stays in evio's poller, and
+//     the EOF evio then reads detaches it as above.
 //   - When its server stops, evio closes each listening fd twice
 //     (syscall.Close, then os.File.Close of the same number), closing
 //     whatever another goroutine opened in between. evio's Serve runs on a
@@ -144,8 +172,7 @@
 //
 // # Other limits
 //
-// CloseRead is emulated (reads return io.EOF; the socket is not shut
-// down, since evio would take that for the peer's EOF). RawConn.Read and
+// RawConn.Read and
 // Write on a conn pause evio's reading and wait with poll(2) in 5 ms
 // slices, since evio cannot report readiness without doing the I/O
 // itself. Close lets evio flush the one chunk it may hold first, as the

@@ -3,6 +3,8 @@
 package evio
 
 import (
+	"syscall"
+
 	"github.com/tidwall/evio"
 	"golang.org/x/sys/unix"
 )
@@ -57,6 +59,16 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 	st, ok := c.Context().(*stream)
 	if !ok {
 		return nil, evio.Close
+	}
+	if st.evioGone && !st.rearmed {
+		// An event of evio's current batch, or a Wake, for a stream
+		// that left evio's poller (detachLocked) before evio got to it:
+		// evio must not re-arm it (epoll_ctl would fail, and evio
+		// panics). Bytes it read still go to the handler, in order.
+		if len(in) > 0 {
+			st.deliver(in)
+		}
+		return nil, evio.None
 	}
 	if len(in) > 0 {
 		// Read after Close (looked at before the bytes go out: once
@@ -140,7 +152,7 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 	if err == nil && st.sockErr != nil {
 		err = st.sockErr // a MSG_PEEK consumed it (detachAtEOF)
 	}
-	if err == nil && sv.salvage(st) {
+	if sv.salvage(st, err) {
 		sv.postE(func() { sv.h.Data(st, nil) }) // EOF; still writable
 		return sv.idleAction()
 	}
@@ -174,14 +186,30 @@ func (sv *server) detachAtEOF(st *stream) bool {
 	}
 	var b [1]byte
 	n, _, err := unix.Recvfrom(st.dfd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-		// A pending socket error (the peer's reset) is reported once, and
-		// the peek took it: evio's next read sees only the EOF.
-		st.sockErr = err
-	}
-	if n != 0 || err != nil {
+	if err == unix.EAGAIN || err == unix.EINTR || (err == nil && n != 0) {
 		return false
 	}
+	// The EOF, or a pending socket error (the peer's reset), which the
+	// kernel reports once: the peek took it, so the stream reports it in
+	// its place (pendErr), or, if it stays in evio, when evio reads the
+	// EOF (sockErr).
+	if !sv.detachLocked(st) {
+		if err != nil {
+			st.sockErr = err
+		}
+		return false
+	}
+	st.pendErr = err
+	return true
+}
+
+// detachLocked makes the stream leave evio's poller while evio's fd is
+// open (so the registration is deleted without any race) and live on its
+// duplicate: read directly (ReadDirect), written directly. evio keeps its
+// fd, unpolled, until the stream's Close (closeEarly) or its server
+// stops. An empty Data tells the handler, after the bytes evio read.
+// Evio goroutine, st.mu held, the stream not closing.
+func (sv *server) detachLocked(st *stream) bool {
 	if unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, st.fd, nil) != nil {
 		return false
 	}
@@ -206,8 +234,14 @@ func (sv *server) detachAtEOF(st *stream) bool {
 // clobbers a descriptor another goroutine opened meanwhile — and with it
 // the stale registration is deleted. The stream then lives on its
 // duplicate alone (detached). If N was taken, the stream ends as evio
-// ended it (writes fail with EPIPE). Evio goroutine, in Closed.
-func (sv *server) salvage(st *stream) bool {
+// ended it (writes fail with EPIPE). A socket error evio's read took
+// (err, the peer's reset) is the kernel's to report once: the detached
+// stream reports it to the next read or write. Evio goroutine, in Closed.
+func (sv *server) salvage(st *stream, err error) bool {
+	errno, ok := err.(syscall.Errno)
+	if err != nil && (!ok || errno == syscall.EPIPE) {
+		return false // not a pending socket error: evio's write failed
+	}
 	if sv.stopReq.Load() || sv.epfd < 0 || goid() == sv.serveGoid {
 		return false // the server is stopping: this was no peer's EOF
 	}
@@ -216,8 +250,8 @@ func (sv *server) salvage(st *stream) bool {
 	if st.closeReq || st.dfd < 0 {
 		return false
 	}
-	n, err := unix.FcntlInt(uintptr(st.dfd), unix.F_DUPFD_CLOEXEC, st.fd)
-	if err != nil {
+	n, ferr := unix.FcntlInt(uintptr(st.dfd), unix.F_DUPFD_CLOEXEC, st.fd)
+	if ferr != nil {
 		return false
 	}
 	if n != st.fd {
@@ -227,6 +261,9 @@ func (sv *server) salvage(st *stream) bool {
 	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, n, nil)
 	_ = unix.Close(n)
 	st.detached, st.gone = true, true
+	if err != nil {
+		st.pendErr = err
+	}
 	sv.l.rememberDetached(st)
 	if st.held {
 		st.watchLocked() // flush what evio never got

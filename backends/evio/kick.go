@@ -66,6 +66,18 @@ func (sv *server) exec(fn func()) {
 	sv.kick()
 }
 
+// sync waits until the evio goroutine has handled the events of its
+// current iteration (or the server has stopped). Not on the evio
+// goroutine.
+func (sv *server) sync() {
+	done := make(chan struct{})
+	sv.exec(func() { close(done) })
+	select {
+	case <-done:
+	case <-sv.done:
+	}
+}
+
 // onKick runs on the evio goroutine when the kick connection has bytes:
 // the commands of other goroutines, new streams, drain checks, masks.
 func (sv *server) onKick() ([]byte, evio.Action) {

@@ -32,6 +32,7 @@ type stream struct {
 	sv           *server
 	c            evio.Conn // immutable after opened
 	fd           int       // evio's fd number: only the evio goroutine uses it
+	tcp          bool      // a TCP socket (else unix)
 	laddr, raddr net.Addr
 
 	mu                 sync.Mutex
@@ -43,8 +44,13 @@ type stream struct {
 	wrShut             bool // CloseWrite called
 	closeWriteDeferred bool // shutdown(SHUT_WR) once evio's buffer drains
 	held               bool // bytes taken that the kernel has not yet
-	pend               []byte
-	pendBuf            []byte
+	// pendErr is a pending socket error (ECONNRESET) that evio's read or
+	// the EOF check took from the kernel before the stream was detached:
+	// the kernel reports it once, to the next read (or, on TCP, write),
+	// so the detached stream does the same (ReadDirect, Write).
+	pendErr error
+	pend    []byte
+	pendBuf []byte
 	// detached: evio closed its fd at the peer's EOF and the stream lives
 	// on through dfd alone, writable (salvage); writability is then
 	// waited for with poll(2) by a watcher goroutine.
@@ -64,6 +70,7 @@ type stream struct {
 	applyFn    func()
 
 	// Evio goroutine only.
+	rearmed     bool // detached, then back in evio's poller to close (closeEarly)
 	evioGone    bool
 	openPosted  bool
 	closeHanded bool
@@ -74,7 +81,7 @@ type stream struct {
 	sockErr error
 }
 
-var _ loop.Stream = (*stream)(nil)
+var _ loop.DirectReadStream = (*stream)(nil)
 
 func newStream(sv *server, c evio.Conn) (*stream, error) {
 	fd := connFD(c)
@@ -96,6 +103,7 @@ func newStream(sv *server, c evio.Conn) (*stream, error) {
 	if st.laddr == nil {
 		st.laddr = c.LocalAddr()
 	}
+	_, st.tcp = st.laddr.(*net.TCPAddr)
 	if st.raddr == nil {
 		st.raddr = c.RemoteAddr()
 	}
@@ -155,10 +163,16 @@ func (st *stream) writeErrLocked() error {
 	case st.detached && st.dfd < 0:
 		return net.ErrClosed
 	case st.detached:
-		if st.wrShut {
+		if st.pendErr != nil && st.tcp {
+			// (A unix socket's write looks at its shut-down sides only.)
+			err := st.pendErr
+			st.pendErr = nil
+			return os.NewSyscallError("write", err)
+		}
+		if st.wrShut && st.closeWriteDeferred {
 			return os.NewSyscallError("write", syscall.EPIPE)
 		}
-		return nil
+		return nil // the kernel answers (EPIPE, or an RST's error first)
 	case st.gone && st.goneErr == nil:
 		return os.NewSyscallError("write", errEvioClosed{})
 	case st.gone:
@@ -166,10 +180,12 @@ func (st *stream) writeErrLocked() error {
 			return os.NewSyscallError("write", errno)
 		}
 		return st.goneErr
-	case st.wrShut:
+	case st.wrShut && st.closeWriteDeferred:
+		// The socket is not shut down yet: evio still writes the chunk
+		// before it.
 		return os.NewSyscallError("write", syscall.EPIPE)
 	}
-	return nil
+	return nil // after CloseWrite the kernel answers, as it answers net
 }
 
 // Write takes bytes without blocking (loop.Stream). Safe from any
@@ -182,6 +198,18 @@ func (st *stream) Write(p []byte) (int, bool, error) {
 	}
 	if st.held {
 		return 0, true, nil
+	}
+	if p != nil && len(p) == 0 {
+		// A write(2) of no bytes, as net's Write makes: the kernel
+		// answers with a pending error, or EPIPE.
+		_, err := unix.Write(st.dfd, p)
+		for err == syscall.EINTR {
+			_, err = unix.Write(st.dfd, p)
+		}
+		if err != nil {
+			return 0, false, st.writeFailedLocked(err)
+		}
+		return 0, false, nil
 	}
 	nn := 0
 	for nn < len(p) {
@@ -210,10 +238,32 @@ func (st *stream) Write(p []byte) (int, bool, error) {
 			st.sv.exec(st.handOut)
 			return nn + k, true, nil
 		default:
-			return nn, false, os.NewSyscallError("write", err)
+			return nn, false, st.writeFailedLocked(err)
 		}
 	}
 	return nn, false, nil
+}
+
+// writeFailedLocked is the error of a write(2) that failed with err. A
+// TCP socket that the peer reset fails with ECONNRESET once, then EPIPE:
+// if evio's read took the reset just before (it reads ahead), the stream
+// has it, or will once evio has handled that read's close (salvage), so
+// EPIPE waits for the evio goroutine to catch up and reports the reset
+// in its place, once. st.mu held (released meanwhile).
+func (st *stream) writeFailedLocked(err error) error {
+	if err == syscall.EPIPE && st.tcp && !st.detached && !st.gone {
+		st.mu.Unlock()
+		st.sv.sync()
+		st.mu.Lock()
+		if st.detached && st.pendErr != nil {
+			err, st.pendErr = st.pendErr, nil
+		} else if st.gone && st.goneErr != nil && !st.detached {
+			if errno, ok := st.goneErr.(syscall.Errno); ok {
+				err = errno
+			}
+		}
+	}
+	return os.NewSyscallError("write", err)
 }
 
 // handOut asks evio for a Data event on the connection, in which the held
@@ -271,6 +321,93 @@ func (st *stream) CloseWrite() error {
 		return nil
 	}
 	return os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_WR))
+}
+
+// ReadDirect reads the socket of a stream evio no longer reads
+// (loop.DirectReadStream): detached at the peer's EOF, at a socket error,
+// or by CloseRead. The kernel answers, as it answers net's reads: bytes,
+// 0 (io.EOF), its pending error (reported once, here or by Write, as the
+// kernel does), or EAGAIN.
+func (st *stream) ReadDirect(p []byte) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.closeReq || st.dfd < 0:
+		return 0, net.ErrClosed
+	case !st.detached:
+		return 0, syscall.EAGAIN // evio still reads it: Data follows
+	case st.pendErr != nil:
+		err := st.pendErr
+		st.pendErr = nil
+		return 0, os.NewSyscallError("read", err)
+	}
+	for {
+		n, err := unix.Read(st.dfd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, err
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// CloseRead shuts down the socket's reading side, as net's CloseRead
+// does (loop.DirectReadStream): the kernel answers (ENOTCONN once it has
+// closed the connection; a unix peer's writes fail with EPIPE from then
+// on). evio would read the EOF that the shutdown queues and close the
+// connection, so the stream first leaves evio's poller (detach) and is
+// read directly from then on; bytes evio read before go first, then an
+// empty Data.
+func (st *stream) CloseRead() error {
+	st.mu.Lock()
+	switch {
+	case st.closeReq || st.dfd < 0:
+		st.mu.Unlock()
+		return net.ErrClosed
+	case st.detached:
+		err := unix.Shutdown(st.dfd, unix.SHUT_RD)
+		st.mu.Unlock()
+		return os.NewSyscallError("shutdown", err)
+	}
+	st.mu.Unlock()
+	done := make(chan error, 1)
+	st.sv.exec(func() { done <- st.closeRead() })
+	select {
+	case err := <-done:
+		return err
+	case <-st.sv.done:
+		return net.ErrClosed // the server stopped: evio closed the conn
+	}
+}
+
+// closeRead is CloseRead on the evio goroutine, where evio cannot read
+// the socket between the shutdown and the detach.
+func (st *stream) closeRead() error {
+	sv := st.sv
+	st.mu.Lock()
+	if st.closeReq || st.dfd < 0 {
+		st.mu.Unlock()
+		return net.ErrClosed
+	}
+	err := os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_RD))
+	if err != nil || st.detached || st.evioGone {
+		st.mu.Unlock()
+		return err
+	}
+	defer st.mu.Unlock()
+	if _, held := sv.holders[st]; !held && st.pend == nil {
+		sv.detachLocked(st)
+	}
+	// Otherwise evio still holds output for it: it stays in evio's poller
+	// until that is written, and the EOF evio then reads detaches it
+	// (salvage).
+	return nil
 }
 
 // Close closes the connection (loop.Stream): evio writes what it still
@@ -353,6 +490,7 @@ func (st *stream) closeEarly() {
 		return // evio closed it already, as its server stopped
 	}
 	ev := &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(st.fd)}
+	st.rearmed = true
 	if unix.EpollCtl(st.sv.epfd, unix.EPOLL_CTL_ADD, st.fd, ev) != nil {
 		// evio keeps its fd until its server stops.
 		st.mu.Lock()
