@@ -2,12 +2,7 @@
 
 package netpoll
 
-import (
-	"errors"
-	"sync"
-
-	"github.com/evhub/evhub/loop"
-)
+import "github.com/evhub/evhub/loop"
 
 // Name is the name the backend registers under.
 const Name = "netpoll"
@@ -26,19 +21,7 @@ type driver = loop.Driver
 // [loop.Driver], whose dispatch hook runs the readiness collected here.
 type Loop struct {
 	*driver
-
-	// Readiness collected by waiter goroutines, in arrival order.
-	readyMu    sync.Mutex
-	ready      []*watcher
-	readySpare []*watcher
-
-	// Loop goroutine only.
-	check      []*watcher // level re-checks (and arming checks) for the next iteration
-	checkSpare []*watcher
-	batch      []*watcher
-	watchers   map[*watcher]struct{}
-
-	waiters sync.WaitGroup // waiter goroutines of every watcher
+	poller // the readiness machinery: watch_linux.go, watch_other.go
 }
 
 var (
@@ -48,13 +31,16 @@ var (
 
 // New returns a new, not yet running loop.
 func New() (*Loop, error) {
-	l := &Loop{watchers: map[*watcher]struct{}{}}
+	l := &Loop{}
 	l.driver = loop.NewDriver(loop.DriverConfig{
 		Name:     Name,
 		Dispatch: l.dispatch,
-		// A scheduled check runs on the next iteration without a wake-up.
-		Pending: func() bool { return len(l.check) > 0 },
+		Pending:  l.pending,
 	})
+	if err := l.initPoller(); err != nil {
+		_ = l.driver.Close(nil, nil)
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -67,23 +53,4 @@ func (l *Loop) Name() string { return Name }
 // while Run executes on another goroutine: Stop, wait for Run, then Close.
 func (l *Loop) Close() error {
 	return l.driver.Close(nil, l.release)
-}
-
-// release stops every watcher and waits for their waiter goroutines; it
-// runs after the last posted function.
-func (l *Loop) release() error {
-	var errs []error
-	for w := range l.watchers {
-		if err := w.Stop(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	l.waiters.Wait()
-	l.readyMu.Lock()
-	clear(l.ready)
-	l.ready = nil
-	l.readyMu.Unlock()
-	clear(l.check)
-	l.check = nil
-	return errors.Join(errs...)
 }

@@ -1,10 +1,12 @@
-//go:build unix && !aix
+//go:build unix && !aix && !linux
 
 package netpoll
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -15,6 +17,52 @@ import (
 )
 
 const allEvents = loop.Readable | loop.Writable
+
+// poller is the readiness state of a Loop: a duplicate of each watched
+// fd registered with the runtime netpoller, and a waiter goroutine per
+// armed direction.
+type poller struct {
+	// Readiness collected by waiter goroutines, in arrival order.
+	readyMu    sync.Mutex
+	ready      []*watcher
+	readySpare []*watcher
+
+	// Loop goroutine only.
+	check      []*watcher // level re-checks (and arming checks) for the next iteration
+	checkSpare []*watcher
+	batch      []*watcher
+	watchers   map[*watcher]struct{}
+
+	waiters sync.WaitGroup // waiter goroutines of every watcher
+}
+
+func (l *Loop) initPoller() error {
+	l.watchers = map[*watcher]struct{}{}
+	return nil
+}
+
+// pending reports a scheduled check: it runs on the next iteration
+// without a wake-up.
+func (l *Loop) pending() bool { return len(l.check) > 0 }
+
+// release stops every watcher and waits for their waiter goroutines; it
+// runs after the last posted function.
+func (l *Loop) release() error {
+	var errs []error
+	for w := range l.watchers {
+		if err := w.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.waiters.Wait()
+	l.readyMu.Lock()
+	clear(l.ready)
+	l.ready = nil
+	l.readyMu.Unlock()
+	clear(l.check)
+	l.check = nil
+	return errors.Join(errs...)
+}
 
 // watcher is one Watch or WatchEdge registration.
 type watcher struct {
