@@ -85,6 +85,13 @@ func fillWrite(t *testing.T, c net.Conn) {
 	require.NoError(t, c.SetWriteDeadline(time.Time{}))
 }
 
+// pendingWrite is the size of a write that must stay blocked on a conn
+// fillWrite filled: more than a peer that reads ahead of its application
+// can still take after the fill ends (evio's backend buffers up to 1 MiB
+// per stream, and can lag behind a fill on a loaded machine), plus what
+// TCP's send-buffer autotuning adds meanwhile.
+const pendingWrite = 8 << 20
+
 func goWrite(c net.Conn, buf []byte) <-chan readResult {
 	ch := make(chan readResult, 1)
 	go func() {
@@ -97,7 +104,7 @@ func goWrite(c net.Conn, buf []byte) <-chan readResult {
 func dlPastFailsPendingWrite(t *testing.T, e *env, nw string) {
 	c, _, _ := e.conns(nw)
 	fillWrite(t, c)
-	ch := goWrite(c, make([]byte, 1<<20))
+	ch := goWrite(c, make([]byte, pendingWrite))
 	settle()
 	select {
 	case r := <-ch:
@@ -358,7 +365,7 @@ func closeUnblocksWrite(t *testing.T, e *env, nw string) {
 		d, a, _ := e.pair(nw)
 		c := pick(which, d, a)
 		fillWrite(t, c)
-		ch := goWrite(c, make([]byte, 1<<20))
+		ch := goWrite(c, make([]byte, pendingWrite))
 		settle()
 		require.NoError(t, c.Close())
 		r := waitFor(t, ch, prompt, "Write blocked on the "+which+" conn when it was closed")
@@ -370,7 +377,7 @@ func closeUnblocksBoth(t *testing.T, e *env, nw string) {
 	c, _, _ := e.conns(nw)
 	fillWrite(t, c)
 	rd := goRead(c, make([]byte, 8))
-	wr := goWrite(c, make([]byte, 1<<20))
+	wr := goWrite(c, make([]byte, pendingWrite))
 	settle()
 	require.NoError(t, c.Close())
 	r := waitFor(t, rd, prompt, "Read blocked when the conn was closed")
@@ -437,7 +444,7 @@ func blockedCalls(t *testing.T, c net.Conn, readers, writers int) []<-chan readR
 		chs = append(chs, goRead(c, make([]byte, 8)))
 	}
 	for range writers {
-		chs = append(chs, goWrite(c, make([]byte, 1<<20)))
+		chs = append(chs, goWrite(c, make([]byte, pendingWrite)))
 	}
 	settle()
 	for i, ch := range chs {
