@@ -23,7 +23,7 @@ import (
 // taken live in pooled buffers that are returned the moment they empty.
 type Conn struct {
 	el  *eventLoop
-	w   loop.Watcher // a loop.IOWatcher, or the receive of a loop.Completer
+	w   loop.Watcher // a loop.IOWatcher, the receive of a loop.Completer, or a streamRef
 	ctx any
 	b   *connBufs  // input left over and output pending; nil when there is neither
 	x   *connExtra // what only some connections use; nil until one does
@@ -53,7 +53,6 @@ type connBufs struct {
 // connExtra holds what only some connections need, so that the others do
 // not pay for it.
 type connExtra struct {
-	st     loop.Stream // a StreamServer's connection (evio)
 	reason error       // why a closing connection closes
 
 	timer            loop.Timer
@@ -139,7 +138,7 @@ func (c *Conn) dropOut() {
 
 func (c *Conn) netName() string {
 	if c.flags&fStream != 0 {
-		if _, ok := c.x.st.LocalAddr().(*net.UnixAddr); ok {
+		if _, ok := c.stream().LocalAddr().(*net.UnixAddr); ok {
 			return "unix"
 		}
 		return "tcp"
@@ -380,7 +379,7 @@ func (c *Conn) flush() bool {
 		var err error
 		if c.flags&fStream != 0 {
 			var held bool
-			n, held, err = c.x.st.Write(b.out[b.outHead:])
+			n, held, err = c.stream().Write(b.out[b.outHead:])
 			if held && err == nil {
 				c.flags |= fArmedW
 				err = unix.EAGAIN
@@ -562,7 +561,7 @@ func (c *Conn) settle() {
 			c.flags |= fShutDone
 			var err error
 			if c.flags&fStream != 0 {
-				err = c.x.st.CloseWrite()
+				err = c.stream().CloseWrite()
 			} else {
 				err = os.NewSyscallError("shutdown", unix.Shutdown(int(c.fd), unix.SHUT_WR))
 			}
@@ -609,7 +608,7 @@ func (c *Conn) arm() {
 	}
 	if c.flags&fStream != 0 {
 		if (want^c.flags)&fArmedR != 0 {
-			c.x.st.SetReadPaused(want == 0)
+			c.stream().SetReadPaused(want == 0)
 			c.flags ^= fArmedR
 		}
 		return
@@ -752,7 +751,7 @@ func (c *Conn) finishClose(reason error) {
 	}
 	el := c.el
 	c.flags |= fClosed
-	if c.w != nil {
+	if c.w != nil && c.flags&fStream == 0 {
 		_ = c.w.Stop() // before the fd is closed: its number may be reused
 		c.w = nil
 	}
@@ -798,7 +797,7 @@ func (c *Conn) finishClose(reason error) {
 	}
 	switch {
 	case c.flags&fStream != 0:
-		_ = c.x.st.Close()
+		_ = c.stream().Close()
 	case sending && c.fd >= 0:
 		// A Send in flight names the fd: closing it now could let a new
 		// socket take its number before the send is submitted. Shut the
@@ -836,7 +835,7 @@ func (c *Conn) Fd() int {
 // connection does not spend memory on it).
 func (c *Conn) LocalAddr() net.Addr {
 	if c.flags&fStream != 0 {
-		return c.x.st.LocalAddr()
+		return c.stream().LocalAddr()
 	}
 	if c.fd < 0 {
 		return nil
@@ -851,7 +850,7 @@ func (c *Conn) LocalAddr() net.Addr {
 // RemoteAddr is the peer's address, as LocalAddr.
 func (c *Conn) RemoteAddr() net.Addr {
 	if c.flags&fStream != 0 {
-		return c.x.st.RemoteAddr()
+		return c.stream().RemoteAddr()
 	}
 	if c.fd < 0 {
 		return nil

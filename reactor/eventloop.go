@@ -208,7 +208,7 @@ func (el *eventLoop) open(c *Conn) {
 		}
 		c.w = w
 	} else {
-		c.x.st.SetReadPaused(false)
+		c.stream().SetReadPaused(false)
 	}
 	c.flags |= fOpen | fArmedR
 	c.idx = int32(len(el.conns))

@@ -39,7 +39,7 @@ func (sv *server) opened(c evio.Conn) (out []byte, opts evio.Options, action evi
 		return nil, opts, evio.Close // the client sees the connection closed
 	}
 	c.SetContext(st)
-	sv.streams[st] = struct{}{}
+	sv.nstreams++
 	if !sv.fdHeadroom() {
 		sv.applyAccept() // stop accepting before an accept fails
 	}
@@ -88,10 +88,12 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 		}
 	}
 	st.mu.Lock()
-	if st.pend != nil && outLen(c) == 0 {
+	if pend := st.pendLocked(); pend != nil && outLen(c) == 0 {
 		// Only into an empty evio buffer: output handed back replaces
-		// whatever evio still holds (the byte-loss defect).
-		out, st.pend = st.pend, nil
+		// whatever evio still holds (the byte-loss defect). evio copies
+		// it; the buffer goes back to the pool once evio has written it
+		// (drained).
+		out, st.x.pend = pend, nil
 		sv.holders[st] = struct{}{}
 	}
 	if st.closeReq || st.closeHanded {
@@ -135,7 +137,7 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 		st.mu.Unlock()
 		return sv.idleAction()
 	}
-	delete(sv.streams, st)
+	sv.nstreams--
 	delete(sv.holders, st)
 	delete(sv.dirty, st)
 	st.evioGone = true
@@ -149,15 +151,18 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 	if !st.openPosted {
 		sv.announce(st)
 	}
-	if err == nil && st.sockErr != nil {
-		err = st.sockErr // a MSG_PEEK consumed it (detachAtEOF)
+	if err == nil && st.ev != nil && st.ev.sockErr != nil {
+		err = st.ev.sockErr // a MSG_PEEK consumed it (detachAtEOF)
 	}
 	if sv.salvage(st, err) {
 		sv.postE(func() { sv.h.Data(st, nil) }) // EOF; still writable
 		return sv.idleAction()
 	}
 	st.mu.Lock()
-	st.gone, st.goneErr = true, err
+	st.gone = true
+	if err != nil {
+		st.rareLocked().goneErr = err
+	}
 	st.maybeCloseFD()
 	st.mu.Unlock()
 	sv.postE(func() { sv.h.Closed(st, err) })
@@ -178,14 +183,14 @@ const evioPacket = 0xFFFF
 func (sv *server) detachAtEOF(st *stream) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.closeReq || st.dfd < 0 || st.pend != nil {
+	if st.closeReq || st.dfd < 0 || st.pendLocked() != nil {
 		return false
 	}
 	if _, held := sv.holders[st]; held {
 		return false // evio still holds output for it
 	}
 	var b [1]byte
-	n, _, err := unix.Recvfrom(st.dfd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	n, _, err := unix.Recvfrom(int(st.dfd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	if err == unix.EAGAIN || err == unix.EINTR || (err == nil && n != 0) {
 		return false
 	}
@@ -195,11 +200,11 @@ func (sv *server) detachAtEOF(st *stream) bool {
 	// EOF (sockErr).
 	if !sv.detachLocked(st) {
 		if err != nil {
-			st.sockErr = err
+			st.evioRare().sockErr = err
 		}
 		return false
 	}
-	st.pendErr = err
+	st.setPendErrLocked(err)
 	return true
 }
 
@@ -210,10 +215,10 @@ func (sv *server) detachAtEOF(st *stream) bool {
 // stops. An empty Data tells the handler, after the bytes evio read.
 // Evio goroutine, st.mu held, the stream not closing.
 func (sv *server) detachLocked(st *stream) bool {
-	if unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, st.fd, nil) != nil {
+	if unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, int(st.fd), nil) != nil {
 		return false
 	}
-	delete(sv.streams, st)
+	sv.nstreams--
 	delete(sv.dirty, st)
 	st.evioGone = true
 	st.detached, st.gone, st.evioHoldsFD = true, true, true
@@ -221,7 +226,8 @@ func (sv *server) detachLocked(st *stream) bool {
 	if st.openPosted {
 		sv.postE(func() { sv.h.Data(st, nil) })
 	} else {
-		st.early = append(st.early, nil) // announce delivers the EOF after the bytes
+		ev := st.evioRare()
+		ev.early = append(ev.early, nil) // announce delivers the EOF after the bytes
 	}
 	return true
 }
@@ -250,20 +256,18 @@ func (sv *server) salvage(st *stream, err error) bool {
 	if st.closeReq || st.dfd < 0 {
 		return false
 	}
-	n, ferr := unix.FcntlInt(uintptr(st.dfd), unix.F_DUPFD_CLOEXEC, st.fd)
+	n, ferr := unix.FcntlInt(uintptr(st.dfd), unix.F_DUPFD_CLOEXEC, int(st.fd))
 	if ferr != nil {
 		return false
 	}
-	if n != st.fd {
+	if n != int(st.fd) {
 		_ = unix.Close(n)
 		return false
 	}
 	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, n, nil)
 	_ = unix.Close(n)
 	st.detached, st.gone = true, true
-	if err != nil {
-		st.pendErr = err
-	}
+	st.setPendErrLocked(err)
 	sv.l.rememberDetached(st)
 	if st.held {
 		st.watchLocked() // flush what evio never got
@@ -298,7 +302,7 @@ func (sv *server) yield() { sv.batch.Yield() }
 // idleAction stops the server once its listener is closed and its last
 // connection gone.
 func (sv *server) idleAction() evio.Action {
-	if sv.stopReq.Load() || (sv.lnClosed && len(sv.streams) == 0) {
+	if sv.stopReq.Load() || (sv.lnClosed && sv.nstreams == 0) {
 		return evio.Shutdown
 	}
 	return evio.None
@@ -318,10 +322,15 @@ func (sv *server) preWrite() {
 func (sv *server) announce(st *stream) {
 	st.openPosted = true
 	sv.postE(func() { sv.h.Opened(st) })
-	for _, p := range st.early {
-		sv.postData(st, p)
+	if ev := st.ev; ev != nil {
+		for _, p := range ev.early {
+			sv.postData(st, p)
+		}
+		ev.early = nil
+		if ev.sockErr == nil {
+			st.ev = nil // nothing left in it
+		}
 	}
-	st.early = nil
 }
 
 func (sv *server) postData(st *stream, p []byte) {
@@ -349,5 +358,5 @@ func (sv *server) applyMask(st *stream) {
 	if outLen(st.c) > 0 || st.closeHanded {
 		ev |= unix.EPOLLOUT
 	}
-	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_MOD, st.fd, &unix.EpollEvent{Events: ev, Fd: int32(st.fd)})
+	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_MOD, int(st.fd), &unix.EpollEvent{Events: ev, Fd: st.fd})
 }

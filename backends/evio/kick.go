@@ -66,6 +66,15 @@ func (sv *server) exec(fn func()) {
 	sv.kick()
 }
 
+// applyLater has the evio goroutine set the stream's epoll interest
+// (applyMask) soon, in the next onKick.
+func (sv *server) applyLater(st *stream) {
+	sv.cmdMu.Lock()
+	sv.masks = append(sv.masks, st)
+	sv.cmdMu.Unlock()
+	sv.kick()
+}
+
 // sync waits until the evio goroutine has handled the events of its
 // current iteration (or the server has stopped). Not on the evio
 // goroutine.
@@ -83,18 +92,23 @@ func (sv *server) sync() {
 func (sv *server) onKick() ([]byte, evio.Action) {
 	sv.kickPending.Store(false) // a later kick writes a new byte
 	sv.cmdMu.Lock()
-	cmds := sv.cmds
-	sv.cmds = sv.cmdsSpare[:0]
+	cmds, masks := sv.cmds, sv.masks
+	sv.cmds, sv.masks = sv.cmdsSpare[:0], sv.masksSpare[:0]
 	sv.cmdMu.Unlock()
 	for i, fn := range cmds {
 		cmds[i] = nil
 		fn()
 	}
+	// A mask is the stream's current state, whatever came in between.
+	for i, st := range masks {
+		masks[i] = nil
+		sv.applyMask(st)
+	}
 	if len(cmds) > 0 {
 		sv.batch.Ran()
 	}
 	sv.cmdMu.Lock()
-	sv.cmdsSpare = cmds[:0]
+	sv.cmdsSpare, sv.masksSpare = cmds[:0], masks[:0]
 	sv.cmdMu.Unlock()
 
 	for i, st := range sv.opening {

@@ -123,6 +123,8 @@ type server struct {
 
 	cmdMu           sync.Mutex
 	cmds, cmdsSpare []func()
+	// masks are streams whose epoll interest to set (applyLater).
+	masks, masksSpare []*stream
 
 	stopReq  atomic.Bool
 	started  chan error
@@ -133,7 +135,7 @@ type server struct {
 	// Evio goroutine only.
 	epfd        int
 	kickConn    evio.Conn
-	streams     map[*stream]struct{}
+	nstreams    int                  // streams in evio's poller
 	holders     map[*stream]struct{} // streams whose output evio holds
 	dirty       map[*stream]struct{} // masks evio may have re-armed
 	opening     []*stream
@@ -163,7 +165,6 @@ func (l *Loop) startServer(network, address string, h loop.StreamHandler) (*serv
 		started: make(chan error, 1),
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
-		streams: map[*stream]struct{}{},
 		holders: map[*stream]struct{}{},
 		dirty:   map[*stream]struct{}{},
 		oneP:    runtime.GOMAXPROCS(0) == 1,

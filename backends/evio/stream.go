@@ -29,28 +29,24 @@ import (
 // written it (drain check after PreWrite), which gives Write its
 // backpressure.
 type stream struct {
-	sv           *server
-	c            evio.Conn // immutable after opened
-	fd           int       // evio's fd number: only the evio goroutine uses it
-	tcp          bool      // a TCP socket (else unix)
-	laddr, raddr net.Addr
+	sv       *server
+	c        evio.Conn    // immutable after opened
+	inflight atomic.Int64 // bytes posted to the loop, not yet handled
+	mu       sync.Mutex
+	fd       int32 // evio's fd number: only the evio goroutine uses it
+	dfd      int32 // our duplicate; -1 once closed (mu)
+	refs     int32 // Control calls using dfd (mu)
 
-	mu                 sync.Mutex
-	dfd                int // our duplicate; -1 once closed
-	refs               int // Control calls using dfd
+	userPaused atomic.Bool
+	selfPaused atomic.Bool // inflight is over inflightMax
+	tcp        bool        // a TCP socket (else unix); immutable
+
+	// Under mu.
 	gone               bool
-	goneErr            error
 	closeReq           bool
 	wrShut             bool // CloseWrite called
 	closeWriteDeferred bool // shutdown(SHUT_WR) once evio's buffer drains
 	held               bool // bytes taken that the kernel has not yet
-	// pendErr is a pending socket error (ECONNRESET) that evio's read or
-	// the EOF check took from the kernel before the stream was detached:
-	// the kernel reports it once, to the next read (or, on TCP, write),
-	// so the detached stream does the same (ReadDirect, Write).
-	pendErr error
-	pend    []byte
-	pendBuf []byte
 	// detached: evio closed its fd at the peer's EOF and the stream lives
 	// on through dfd alone, writable (salvage); writability is then
 	// waited for with poll(2) by a watcher goroutine.
@@ -58,27 +54,115 @@ type stream struct {
 	evioHoldsFD  bool // detached at its EOF, before evio closed its fd
 	watching     bool
 	closedPosted bool
-	// released is closed once the socket is gone from the process: our
-	// duplicate closed, and evio's fd too (Close waits for it, as
-	// close(2) would).
-	released     chan struct{}
 	releasedDone bool
-
-	userPaused atomic.Bool
-	selfPaused atomic.Bool  // inflight is over inflightMax
-	inflight   atomic.Int64 // bytes posted to the loop, not yet handled
-	applyFn    func()
+	x            *streamRare
 
 	// Evio goroutine only.
 	rearmed     bool // detached, then back in evio's poller to close (closeEarly)
 	evioGone    bool
 	openPosted  bool
 	closeHanded bool
-	early       [][]byte
+	ev          *evioRare
+}
+
+// streamRare is the part of a stream that only a stream in trouble needs
+// (a full kernel buffer, an error, a Close that waits): allocated on first
+// use, under mu, so that an idle stream does not carry it (TestStreamSize).
+type streamRare struct {
+	goneErr error
+	// pendErr is a pending socket error (ECONNRESET) that evio's read or
+	// the EOF check took from the kernel before the stream was detached:
+	// the kernel reports it once, to the next read (or, on TCP, write),
+	// so the detached stream does the same (ReadDirect, Write).
+	pendErr error
+	pend    []byte // the held chunk not yet handed to evio (or written)
+	pendBuf []byte // pend's pooled buffer, back to chunkPool once sent
+	// released is closed once the socket is gone from the process: our
+	// duplicate closed, and evio's fd too (Close waits for it, as
+	// close(2) would).
+	released chan struct{}
+}
+
+// evioRare is the part of a stream that only the evio goroutine uses, and
+// rarely: allocated on first use.
+type evioRare struct {
+	early [][]byte // bytes (and an EOF, nil) read before Opened was posted
 	// sockErr is a pending socket error (ECONNRESET) that a MSG_PEEK
 	// consumed: the kernel reports it once, so the stream reports it in
 	// its place when evio then reads the EOF.
 	sockErr error
+}
+
+// chunkPool holds the buffers of held chunks (chunkSize each): a stream
+// holds one only while the kernel's buffer is full.
+var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+
+// rareLocked is st.x, allocated if need be. st.mu held.
+func (st *stream) rareLocked() *streamRare {
+	if st.x == nil {
+		st.x = &streamRare{}
+	}
+	return st.x
+}
+
+// evioRare is st.ev, allocated if need be. Evio goroutine.
+func (st *stream) evioRare() *evioRare {
+	if st.ev == nil {
+		st.ev = &evioRare{}
+	}
+	return st.ev
+}
+
+// pendLocked is the held chunk not yet handed over. st.mu held.
+func (st *stream) pendLocked() []byte {
+	if st.x == nil {
+		return nil
+	}
+	return st.x.pend
+}
+
+// takePendErrLocked returns the pending socket error, once. st.mu held.
+func (st *stream) takePendErrLocked() error {
+	if st.x == nil || st.x.pendErr == nil {
+		return nil
+	}
+	err := st.x.pendErr
+	st.x.pendErr = nil
+	return err
+}
+
+// setPendErrLocked records a pending socket error. st.mu held.
+func (st *stream) setPendErrLocked(err error) {
+	if err != nil {
+		st.rareLocked().pendErr = err
+	}
+}
+
+// takePendErrIfDetachedLocked is takePendErrLocked for a detached
+// stream, nil otherwise. st.mu held.
+func (st *stream) takePendErrIfDetachedLocked() error {
+	if !st.detached {
+		return nil
+	}
+	return st.takePendErrLocked()
+}
+
+// goneErrLocked is the error evio closed the stream with. st.mu held.
+func (st *stream) goneErrLocked() error {
+	if st.x == nil {
+		return nil
+	}
+	return st.x.goneErr
+}
+
+// freeChunkLocked returns the held chunk's buffer to the pool once
+// nothing refers to it. st.mu held.
+func (st *stream) freeChunkLocked() {
+	if x := st.x; x != nil && x.pendBuf != nil {
+		x.pend = nil
+		chunkPool.Put((*[chunkSize]byte)(x.pendBuf[:chunkSize]))
+		x.pendBuf = nil
+	}
 }
 
 var _ loop.DirectReadStream = (*stream)(nil)
@@ -91,27 +175,40 @@ func newStream(sv *server, c evio.Conn) (*stream, error) {
 	}
 	// evio accepts without SOCK_CLOEXEC: children must not inherit it.
 	unix.CloseOnExec(fd)
-	st := &stream{sv: sv, c: c, fd: fd, dfd: dfd, released: make(chan struct{})}
+	st := &stream{sv: sv, c: c, fd: int32(fd), dfd: int32(dfd)}
 	st.userPaused.Store(true)
-	st.applyFn = func() { sv.applyMask(st) }
-	if sa, err := unix.Getsockname(dfd); err == nil {
-		st.laddr = sockaddrAddr(sa)
-	}
-	if sa, err := unix.Getpeername(dfd); err == nil {
-		st.raddr = sockaddrAddr(sa)
-	}
-	if st.laddr == nil {
-		st.laddr = c.LocalAddr()
-	}
-	_, st.tcp = st.laddr.(*net.TCPAddr)
-	if st.raddr == nil {
-		st.raddr = c.RemoteAddr()
-	}
+	_, st.tcp = c.LocalAddr().(*net.TCPAddr) // the listener's
 	return st, nil
 }
 
-func (st *stream) LocalAddr() net.Addr  { return st.laddr }
-func (st *stream) RemoteAddr() net.Addr { return st.raddr }
+// LocalAddr is the socket's own address (loop.Stream), asked of the kernel
+// on each call (a stream spends no memory on it); once the socket is
+// closed, evio's record of it (the listening address).
+func (st *stream) LocalAddr() net.Addr { return st.addr(unix.Getsockname, st.c.LocalAddr) }
+
+// RemoteAddr is the peer's address, as LocalAddr.
+func (st *stream) RemoteAddr() net.Addr { return st.addr(unix.Getpeername, st.c.RemoteAddr) }
+
+func (st *stream) addr(ask func(int) (unix.Sockaddr, error), evios func() net.Addr) net.Addr {
+	st.mu.Lock()
+	if st.dfd >= 0 {
+		sa, err := ask(int(st.dfd))
+		st.mu.Unlock()
+		if err == nil {
+			if a := sockaddrAddr(sa); a != nil {
+				return a
+			}
+		}
+	} else {
+		st.mu.Unlock()
+	}
+	a := evios()
+	if ta, ok := a.(*net.TCPAddr); ok && len(ta.IP) == net.IPv4len {
+		// net's form of an IPv4 address is 16 bytes long; evio's is 4.
+		return &net.TCPAddr{IP: ta.IP.To16(), Port: ta.Port, Zone: ta.Zone}
+	}
+	return a
+}
 
 func (st *stream) paused() bool { return st.userPaused.Load() || st.selfPaused.Load() }
 
@@ -123,7 +220,8 @@ func (st *stream) deliver(p []byte) {
 		st.selfPaused.Store(true)
 	}
 	if !st.openPosted {
-		st.early = append(st.early, p)
+		ev := st.evioRare()
+		ev.early = append(ev.early, p)
 		return
 	}
 	st.sv.postData(st, p)
@@ -133,7 +231,7 @@ func (st *stream) deliver(p []byte) {
 func (st *stream) consumed(n int64) {
 	if st.inflight.Add(-n) <= inflightMax/2 && st.selfPaused.Load() {
 		st.selfPaused.Store(false)
-		st.sv.exec(st.applyFn)
+		st.sv.applyLater(st)
 	}
 }
 
@@ -142,7 +240,7 @@ func (st *stream) SetReadPaused(paused bool) {
 	if st.userPaused.Swap(paused) == paused {
 		return
 	}
-	st.sv.exec(st.applyFn)
+	st.sv.applyLater(st)
 }
 
 // errEvioClosed is the write error once evio has closed the connection at
@@ -163,23 +261,24 @@ func (st *stream) writeErrLocked() error {
 	case st.detached && st.dfd < 0:
 		return net.ErrClosed
 	case st.detached:
-		if st.pendErr != nil && st.tcp {
+		if st.tcp {
 			// (A unix socket's write looks at its shut-down sides only.)
-			err := st.pendErr
-			st.pendErr = nil
-			return os.NewSyscallError("write", err)
+			if err := st.takePendErrLocked(); err != nil {
+				return os.NewSyscallError("write", err)
+			}
 		}
 		if st.wrShut && st.closeWriteDeferred {
 			return os.NewSyscallError("write", syscall.EPIPE)
 		}
 		return nil // the kernel answers (EPIPE, or an RST's error first)
-	case st.gone && st.goneErr == nil:
+	case st.gone && st.goneErrLocked() == nil:
 		return os.NewSyscallError("write", errEvioClosed{})
 	case st.gone:
-		if errno, ok := st.goneErr.(syscall.Errno); ok {
+		err := st.goneErrLocked()
+		if errno, ok := err.(syscall.Errno); ok {
 			return os.NewSyscallError("write", errno)
 		}
-		return st.goneErr
+		return err
 	case st.wrShut && st.closeWriteDeferred:
 		// The socket is not shut down yet: evio still writes the chunk
 		// before it.
@@ -202,9 +301,9 @@ func (st *stream) Write(p []byte) (int, bool, error) {
 	if p != nil && len(p) == 0 {
 		// A write(2) of no bytes, as net's Write makes: the kernel
 		// answers with a pending error, or EPIPE.
-		_, err := unix.Write(st.dfd, p)
+		_, err := unix.Write(int(st.dfd), p)
 		for err == syscall.EINTR {
-			_, err = unix.Write(st.dfd, p)
+			_, err = unix.Write(int(st.dfd), p)
 		}
 		if err != nil {
 			return 0, false, st.writeFailedLocked(err)
@@ -214,7 +313,7 @@ func (st *stream) Write(p []byte) (int, bool, error) {
 	nn := 0
 	for nn < len(p) {
 		end := min(len(p), nn+1<<30)
-		n, err := unix.Write(st.dfd, p[nn:end])
+		n, err := unix.Write(int(st.dfd), p[nn:end])
 		if n > 0 {
 			nn += n
 		}
@@ -232,8 +331,11 @@ func (st *stream) Write(p []byte) (int, bool, error) {
 			}
 			// The kernel is full: take one chunk more for evio to write.
 			k := min(len(p)-nn, chunkSize)
-			st.pendBuf = append(st.pendBuf[:0], p[nn:nn+k]...)
-			st.pend = st.pendBuf
+			x := st.rareLocked()
+			if x.pendBuf == nil {
+				x.pendBuf = chunkPool.Get().(*[chunkSize]byte)[:0]
+			}
+			x.pend = append(x.pendBuf[:0], p[nn:nn+k]...)
 			st.held = true
 			st.sv.exec(st.handOut)
 			return nn + k, true, nil
@@ -255,10 +357,10 @@ func (st *stream) writeFailedLocked(err error) error {
 		st.mu.Unlock()
 		st.sv.sync()
 		st.mu.Lock()
-		if st.detached && st.pendErr != nil {
-			err, st.pendErr = st.pendErr, nil
-		} else if st.gone && st.goneErr != nil && !st.detached {
-			if errno, ok := st.goneErr.(syscall.Errno); ok {
+		if pe := st.takePendErrIfDetachedLocked(); pe != nil {
+			err = pe
+		} else if ge := st.goneErrLocked(); st.gone && ge != nil && !st.detached {
+			if errno, ok := ge.(syscall.Errno); ok {
 				err = errno
 			}
 		}
@@ -291,10 +393,10 @@ var afterWake func(sv *server)
 func (st *stream) drained() {
 	st.mu.Lock()
 	st.held = false
-	st.pend = nil
+	st.freeChunkLocked() // evio copied it and has written it
 	if st.closeWriteDeferred && st.dfd >= 0 {
 		st.closeWriteDeferred = false
-		_ = unix.Shutdown(st.dfd, unix.SHUT_WR)
+		_ = unix.Shutdown(int(st.dfd), unix.SHUT_WR)
 	}
 	st.mu.Unlock()
 	st.sv.postE(func() { st.sv.h.Writable(st) })
@@ -310,7 +412,7 @@ func (st *stream) CloseWrite() error {
 	if st.wrShut && !st.closeWriteDeferred {
 		// Again, as net does: the kernel answers (ENOTCONN once the
 		// connection is closed on both sides, else nothing).
-		return os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_WR))
+		return os.NewSyscallError("shutdown", unix.Shutdown(int(st.dfd), unix.SHUT_WR))
 	}
 	if st.wrShut {
 		return nil // the first one waits for evio's output to drain
@@ -320,7 +422,7 @@ func (st *stream) CloseWrite() error {
 		st.closeWriteDeferred = true
 		return nil
 	}
-	return os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_WR))
+	return os.NewSyscallError("shutdown", unix.Shutdown(int(st.dfd), unix.SHUT_WR))
 }
 
 // ReadDirect reads the socket of a stream evio no longer reads
@@ -336,13 +438,12 @@ func (st *stream) ReadDirect(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	case !st.detached:
 		return 0, syscall.EAGAIN // evio still reads it: Data follows
-	case st.pendErr != nil:
-		err := st.pendErr
-		st.pendErr = nil
+	}
+	if err := st.takePendErrLocked(); err != nil {
 		return 0, os.NewSyscallError("read", err)
 	}
 	for {
-		n, err := unix.Read(st.dfd, p)
+		n, err := unix.Read(int(st.dfd), p)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -371,7 +472,7 @@ func (st *stream) CloseRead() error {
 		st.mu.Unlock()
 		return net.ErrClosed
 	case st.detached:
-		err := unix.Shutdown(st.dfd, unix.SHUT_RD)
+		err := unix.Shutdown(int(st.dfd), unix.SHUT_RD)
 		st.mu.Unlock()
 		return os.NewSyscallError("shutdown", err)
 	}
@@ -395,13 +496,13 @@ func (st *stream) closeRead() error {
 		st.mu.Unlock()
 		return net.ErrClosed
 	}
-	err := os.NewSyscallError("shutdown", unix.Shutdown(st.dfd, unix.SHUT_RD))
+	err := os.NewSyscallError("shutdown", unix.Shutdown(int(st.dfd), unix.SHUT_RD))
 	if err != nil || st.detached || st.evioGone {
 		st.mu.Unlock()
 		return err
 	}
 	defer st.mu.Unlock()
-	if _, held := sv.holders[st]; !held && st.pend == nil {
+	if _, held := sv.holders[st]; !held && st.pendLocked() == nil {
 		sv.detachLocked(st)
 	}
 	// Otherwise evio still holds output for it: it stays in evio's poller
@@ -454,16 +555,24 @@ func (st *stream) awaitRelease() {
 	st.mu.Lock()
 	full := st.held
 	if !full && st.dfd >= 0 {
-		pfd := []unix.PollFd{{Fd: int32(st.dfd), Events: unix.POLLOUT}}
+		pfd := []unix.PollFd{{Fd: st.dfd, Events: unix.POLLOUT}}
 		n, err := unix.Poll(pfd, 0)
 		full = err != nil || n == 0
 	}
+	var released chan struct{}
+	if !full && !st.releasedDone {
+		x := st.rareLocked()
+		if x.released == nil {
+			x.released = make(chan struct{})
+		}
+		released = x.released
+	}
 	st.mu.Unlock()
-	if full {
+	if released == nil {
 		return
 	}
 	select {
-	case <-st.released:
+	case <-released:
 	case <-st.sv.done:
 	}
 }
@@ -474,8 +583,16 @@ func (st *stream) checkReleased() {
 	if st.releasedDone || st.dfd >= 0 || st.evioHoldsFD || !st.gone {
 		return
 	}
+	st.markReleasedLocked()
+}
+
+// markReleasedLocked records that the socket is released and wakes a
+// Close waiting for it. st.mu held.
+func (st *stream) markReleasedLocked() {
 	st.releasedDone = true
-	close(st.released)
+	if st.x != nil && st.x.released != nil {
+		close(st.x.released)
+	}
 }
 
 // closeEarly makes evio close its fd of a stream detached at its EOF
@@ -489,14 +606,13 @@ func (st *stream) closeEarly() {
 	if !early {
 		return // evio closed it already, as its server stopped
 	}
-	ev := &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(st.fd)}
+	ev := &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: st.fd}
 	st.rearmed = true
-	if unix.EpollCtl(st.sv.epfd, unix.EPOLL_CTL_ADD, st.fd, ev) != nil {
+	if unix.EpollCtl(st.sv.epfd, unix.EPOLL_CTL_ADD, int(st.fd), ev) != nil {
 		// evio keeps its fd until its server stops.
 		st.mu.Lock()
 		if !st.releasedDone {
-			st.releasedDone = true
-			close(st.released)
+			st.markReleasedLocked()
 		}
 		st.mu.Unlock()
 		return
@@ -528,7 +644,7 @@ func (st *stream) requestClose() {
 // Without effect on a unix socket (loop.CapUnixUnreadReset). st.mu held.
 func (st *stream) resetOnCloseLocked() {
 	if st.dfd >= 0 {
-		_ = unix.SetsockoptLinger(st.dfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		_ = unix.SetsockoptLinger(int(st.dfd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
 }
 
@@ -560,7 +676,7 @@ func (st *stream) maybeCloseFD() {
 	if !done || st.refs > 0 || st.dfd < 0 {
 		return
 	}
-	_ = unix.Close(st.dfd)
+	_ = unix.Close(int(st.dfd))
 	st.dfd = -1
 	st.checkReleased()
 	if st.detached && !st.closedPosted {
@@ -599,22 +715,22 @@ func (st *stream) watchWritable() {
 		fd := st.dfd
 		st.refs++
 		st.mu.Unlock()
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		pfd := []unix.PollFd{{Fd: fd, Events: unix.POLLOUT}}
 		n, _ := unix.Poll(pfd, 10)
 		st.mu.Lock()
 		st.refs--
 		ready := n > 0
-		if ready && st.pend != nil && st.dfd >= 0 {
-			m, err := unix.Write(st.dfd, st.pend)
+		if pend := st.pendLocked(); ready && pend != nil && st.dfd >= 0 {
+			m, err := unix.Write(int(st.dfd), pend)
 			switch {
 			case m > 0:
-				st.pend = st.pend[m:]
-				if len(st.pend) == 0 {
-					st.pend = nil
+				st.x.pend = pend[m:]
+				if m == len(pend) {
+					st.freeChunkLocked()
 				}
-				ready = st.pend == nil
+				ready = st.x.pend == nil
 			case err != syscall.EAGAIN && err != syscall.EINTR:
-				st.pend = nil // the next Write reports the error
+				st.freeChunkLocked() // the next Write reports the error
 			default:
 				ready = false
 			}
