@@ -53,7 +53,7 @@ type connBufs struct {
 // connExtra holds what only some connections need, so that the others do
 // not pay for it.
 type connExtra struct {
-	reason error       // why a closing connection closes
+	reason error // why a closing connection closes
 
 	timer            loop.Timer
 	readTO, idleTO   time.Duration
