@@ -101,6 +101,12 @@ import (
 //     take half a second. Rule 5's 48 KiB stays well inside them. Ends
 //     that refuse either option keep the kernel's sizes and blocked
 //     writes of 64 MiB.
+//  8. A udp ReadFrom skips datagrams whose source is not the peer (and
+//     reads on, under the same deadline): the ephemeral port a pair binds
+//     may have belonged a moment before to another test's socket, and a
+//     datagram sent to that one can still arrive. Such strays are counted
+//     (StrayDatagrams), not compared: they are timing of other sockets.
+//     unixgram pairs bind paths of their own and meet none.
 //
 // A divergence is reported as a *Divergence with every operation's
 // outcome on both sides up to the first difference.
@@ -973,6 +979,28 @@ func (s *fuzzSide) packetOp(op byte, e, peer *fuzzEnd, dec *decoder) string {
 	}
 }
 
+// strayDatagrams counts the datagrams rule 8 skipped.
+var strayDatagrams atomic.Int64
+
+// StrayDatagrams is how many datagrams from a third address the fuzzer's
+// udp reads skipped (rule 8 of the differential fuzzing) in this process.
+func StrayDatagrams() int64 { return strayDatagrams.Load() }
+
+// readFromPeer is e's ReadFrom, skipping datagrams that did not come from
+// peer (rule 8).
+func readFromPeer(e, peer *fuzzEnd, buf []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := e.pc.ReadFrom(buf)
+		if err != nil || from == nil || peer.pc == nil {
+			return n, from, err
+		}
+		if _, udp := from.(*net.UDPAddr); !udp || from.String() == peer.pc.LocalAddr().String() {
+			return n, from, err
+		}
+		strayDatagrams.Add(1)
+	}
+}
+
 func (s *fuzzSide) readFrom(e, peer *fuzzEnd, n int) string {
 	expireNear(e, 0)
 	var (
@@ -981,7 +1009,7 @@ func (s *fuzzSide) readFrom(e, peer *fuzzEnd, n int) string {
 		err  error
 	)
 	buf := make([]byte, n)
-	read := func() { m, from, err = e.pc.ReadFrom(buf) }
+	read := func() { m, from, err = readFromPeer(e, peer, buf) }
 	if e.blockedForever(len(e.dgrams)) {
 		withImplicitDeadline(e, read)
 	} else {
@@ -1010,7 +1038,7 @@ func (s *fuzzSide) parkedReadFrom(e, peer *fuzzEnd, b byte) string {
 	ch := make(chan res, 1)
 	buf := make([]byte, 2000)
 	go func() {
-		n, from, err := e.pc.ReadFrom(buf)
+		n, from, err := readFromPeer(e, peer, buf)
 		ch <- res{n, from, err}
 	}()
 	time.Sleep(parkDelay)

@@ -135,6 +135,9 @@ func runFuzz(args []string) error {
 		return firstErr
 	}
 	report()
+	if n := conformance.StrayDatagrams(); n > 0 {
+		fmt.Printf("skipped %d udp datagrams from a third address (rule 8 in the conformance package's doc)\n", n)
+	}
 	if nDiv.Load() > 0 {
 		for k, n := range kinds {
 			fmt.Printf("  %6d × %s\n", n, k)

@@ -1,0 +1,36 @@
+package conformance
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestReadFromPeerSkipsStrays: rule 8 — a datagram from a third address
+// is skipped and counted; the peer's comes through.
+func TestReadFromPeerSkipsStrays(t *testing.T) {
+	listen := func() net.PacketConn {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = pc.Close() })
+		return pc
+	}
+	a, b, third := &fuzzEnd{pc: listen()}, &fuzzEnd{pc: listen()}, listen()
+	require.NoError(t, a.pc.SetReadDeadline(time.Now().Add(5*time.Second)))
+
+	_, err := third.WriteTo([]byte("stray"), a.pc.LocalAddr())
+	require.NoError(t, err)
+	// Loopback delivers in order: the stray is queued before the peer's.
+	_, err = b.pc.WriteTo([]byte("peer"), a.pc.LocalAddr())
+	require.NoError(t, err)
+
+	before := StrayDatagrams()
+	buf := make([]byte, 64)
+	n, from, err := readFromPeer(a, b, buf)
+	require.NoError(t, err)
+	require.Equal(t, "peer", string(buf[:n]))
+	require.Equal(t, b.pc.LocalAddr().String(), from.String())
+	require.Equal(t, before+1, StrayDatagrams())
+}
