@@ -143,3 +143,15 @@ type DirectReadStream interface {
 	// bytes it read before.
 	CloseRead() error
 }
+
+// ContextStream is an optional interface of a Stream that keeps one value
+// for its handler, so that a handler finds its own state for a stream in
+// the stream itself rather than in a map keyed by it (a map entry costs
+// more memory per connection than the slot, and a hash per event).
+// SetContext and Context are for the loop goroutine: set in Opened, read
+// in the events that follow. A new stream's context is nil.
+type ContextStream interface {
+	Stream
+	SetContext(v any)
+	Context() any
+}

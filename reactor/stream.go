@@ -40,7 +40,7 @@ func (ln *listener) closeStream() { _ = ln.sl.Close() }
 // goroutine only.
 type streamAdapter struct {
 	el    *eventLoop
-	conns map[loop.Stream]*Conn
+	conns map[loop.Stream]*Conn // streams that are not loop.ContextStreams
 }
 
 func (a *streamAdapter) Opened(st loop.Stream) {
@@ -55,12 +55,26 @@ func (a *streamAdapter) Opened(st loop.Stream) {
 	el.nconn.Add(1)
 	el.s.live.Add(1)
 	c := &Conn{el: el, w: streamRef{st}, fd: -1, flags: fStream}
-	a.conns[st] = c
+	if cs, ok := st.(loop.ContextStream); ok {
+		cs.SetContext(c)
+	} else {
+		a.conns[st] = c
+	}
 	el.open(c)
 }
 
+// conn is the Conn of st: its context (loop.ContextStream), or else
+// the map's.
+func (a *streamAdapter) conn(st loop.Stream) *Conn {
+	if cs, ok := st.(loop.ContextStream); ok {
+		c, _ := cs.Context().(*Conn)
+		return c
+	}
+	return a.conns[st]
+}
+
 func (a *streamAdapter) Data(st loop.Stream, p []byte) {
-	c := a.conns[st]
+	c := a.conn(st)
 	if c == nil || c.flags&fClosed != 0 {
 		return
 	}
@@ -75,7 +89,7 @@ func (a *streamAdapter) Data(st loop.Stream, p []byte) {
 }
 
 func (a *streamAdapter) Writable(st loop.Stream) {
-	c := a.conns[st]
+	c := a.conn(st)
 	if c == nil || c.flags&fClosed != 0 {
 		return
 	}
@@ -87,8 +101,12 @@ func (a *streamAdapter) Writable(st loop.Stream) {
 }
 
 func (a *streamAdapter) Closed(st loop.Stream, err error) {
-	c := a.conns[st]
-	delete(a.conns, st)
+	c := a.conn(st)
+	if cs, ok := st.(loop.ContextStream); ok {
+		cs.SetContext(nil)
+	} else {
+		delete(a.conns, st)
+	}
 	if c == nil || c.flags&fClosed != 0 {
 		return
 	}

@@ -222,7 +222,11 @@ func (r *streamListenerRaw) Write(func(fd uintptr) bool) error {
 // Opened queues a new connection for Accept.
 func (l *streamListener) Opened(s loop.Stream) {
 	c := newStreamConn(l, s)
-	l.conns[s] = c
+	if cs, ok := s.(loop.ContextStream); ok {
+		cs.SetContext(c)
+	} else {
+		l.conns[s] = c
+	}
 	l.mu.Lock()
 	if l.closing.Load() {
 		l.mu.Unlock()
@@ -242,16 +246,26 @@ func (l *streamListener) Opened(s loop.Stream) {
 	l.side.ready()
 }
 
+// conn is the conn of s: its context (loop.ContextStream), or else the
+// map's.
+func (l *streamListener) conn(s loop.Stream) *streamConn {
+	if cs, ok := s.(loop.ContextStream); ok {
+		c, _ := cs.Context().(*streamConn)
+		return c
+	}
+	return l.conns[s]
+}
+
 // Data queues bytes for the conn's readers.
 func (l *streamListener) Data(s loop.Stream, p []byte) {
-	if c := l.conns[s]; c != nil {
+	if c := l.conn(s); c != nil {
 		c.data(p)
 	}
 }
 
 // Writable wakes the conn's writer.
 func (l *streamListener) Writable(s loop.Stream) {
-	if c := l.conns[s]; c != nil {
+	if c := l.conn(s); c != nil {
 		c.side[modeWrite].ready()
 	}
 }
@@ -259,11 +273,15 @@ func (l *streamListener) Writable(s loop.Stream) {
 // Closed ends the conn: readers see EOF (or the error) after the queued
 // bytes; a hub that is closing makes it net.ErrClosed.
 func (l *streamListener) Closed(s loop.Stream, err error) {
-	c := l.conns[s]
+	c := l.conn(s)
 	if c == nil {
 		return
 	}
-	delete(l.conns, s)
+	if cs, ok := s.(loop.ContextStream); ok {
+		cs.SetContext(nil)
+	} else {
+		delete(l.conns, s)
+	}
 	c.gone(err)
 }
 

@@ -4,6 +4,7 @@ package evio
 
 import (
 	"syscall"
+	"unsafe"
 
 	"github.com/tidwall/evio"
 	"golang.org/x/sys/unix"
@@ -16,7 +17,7 @@ import (
 func (sv *server) opened(c evio.Conn) (out []byte, opts evio.Options, action evio.Action) {
 	defer sv.yield()
 	if err := learnLayout(c); err != nil {
-		sv.postE(func() { sv.h.ListenerFailed(err) })
+		sv.postE(event{kind: evListenerFailed, sv: sv, err: err})
 		return nil, opts, evio.Shutdown
 	}
 	if c.AddrIndex() == 1 {
@@ -146,16 +147,21 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 		st.gone = true
 		st.maybeCloseFD()
 		st.mu.Unlock()
+		delete(sv.early, st)
 		return sv.idleAction() // never announced: nobody to tell
 	}
 	if !st.openPosted {
 		sv.announce(st)
 	}
-	if err == nil && st.ev != nil && st.ev.sockErr != nil {
-		err = st.ev.sockErr // a MSG_PEEK consumed it (detachAtEOF)
+	if err == nil {
+		st.mu.Lock()
+		if st.x != nil && st.x.sockErr != nil {
+			err = st.x.sockErr // a MSG_PEEK consumed it (detachAtEOF)
+		}
+		st.mu.Unlock()
 	}
 	if sv.salvage(st, err) {
-		sv.postE(func() { sv.h.Data(st, nil) }) // EOF; still writable
+		sv.postE(event{kind: evEOF, sv: sv, st: st}) // still writable
 		return sv.idleAction()
 	}
 	st.mu.Lock()
@@ -165,7 +171,7 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 	}
 	st.maybeCloseFD()
 	st.mu.Unlock()
-	sv.postE(func() { sv.h.Closed(st, err) })
+	sv.postE(event{kind: evClosed, sv: sv, st: st, err: err})
 	return sv.idleAction()
 }
 
@@ -189,8 +195,7 @@ func (sv *server) detachAtEOF(st *stream) bool {
 	if _, held := sv.holders[st]; held {
 		return false // evio still holds output for it
 	}
-	var b [1]byte
-	n, _, err := unix.Recvfrom(int(st.dfd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	n, err := peekByte(int(st.dfd))
 	if err == unix.EAGAIN || err == unix.EINTR || (err == nil && n != 0) {
 		return false
 	}
@@ -200,12 +205,25 @@ func (sv *server) detachAtEOF(st *stream) bool {
 	// EOF (sockErr).
 	if !sv.detachLocked(st) {
 		if err != nil {
-			st.evioRare().sockErr = err
+			st.rareLocked().sockErr = err
 		}
 		return false
 	}
 	st.setPendErrLocked(err)
 	return true
+}
+
+// peekByte is recv(fd, 1 byte, MSG_PEEK|MSG_DONTWAIT) without
+// unix.Recvfrom's allocation of a source address: it runs after most of
+// evio's reads.
+func peekByte(fd int) (int, error) {
+	var b [1]byte
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // detachLocked makes the stream leave evio's poller while evio's fd is
@@ -224,10 +242,9 @@ func (sv *server) detachLocked(st *stream) bool {
 	st.detached, st.gone, st.evioHoldsFD = true, true, true
 	sv.l.rememberDetached(st)
 	if st.openPosted {
-		sv.postE(func() { sv.h.Data(st, nil) })
+		sv.postE(event{kind: evEOF, sv: sv, st: st})
 	} else {
-		ev := st.evioRare()
-		ev.early = append(ev.early, nil) // announce delivers the EOF after the bytes
+		sv.early[st] = append(sv.early[st], nil) // announce delivers the EOF after the bytes
 	}
 	return true
 }
@@ -275,14 +292,14 @@ func (sv *server) salvage(st *stream, err error) bool {
 	return true
 }
 
-// postE posts fn to the loop from the evio goroutine (or, while the
+// postE delivers e to the loop from the evio goroutine (or, while the
 // server stops, the Serve goroutine). With one P the loop goroutine it
 // readies would wait for sysmon, so the callback yields (see yield).
-func (sv *server) postE(fn func()) {
+func (sv *server) postE(e event) {
 	if sv.oneP {
 		sv.batch.Ran()
 	}
-	sv.l.post(fn)
+	sv.l.deliver(e)
 }
 
 // yield lets the goroutines that commands of other goroutines readied run
@@ -321,27 +338,17 @@ func (sv *server) preWrite() {
 // announce posts Opened and any bytes read before it.
 func (sv *server) announce(st *stream) {
 	st.openPosted = true
-	sv.postE(func() { sv.h.Opened(st) })
-	if ev := st.ev; ev != nil {
-		for _, p := range ev.early {
-			sv.postData(st, p)
-		}
-		ev.early = nil
-		if ev.sockErr == nil {
-			st.ev = nil // nothing left in it
-		}
+	sv.postE(event{kind: evOpened, sv: sv, st: st})
+	early := sv.early[st]
+	delete(sv.early, st)
+	for _, p := range early {
+		sv.postData(st, p)
 	}
 }
 
+// postData delivers bytes evio read (an empty p: the EOF).
 func (sv *server) postData(st *stream, p []byte) {
-	n := int64(len(p))
-	sv.postE(func() {
-		// Counted as handed over before the handler runs: bytes it takes
-		// are its own to account for (it may close the stream inside
-		// Data, or panic), and a Close must not take them for unread.
-		st.consumed(n)
-		sv.h.Data(st, p)
-	})
+	sv.postE(event{kind: evData, sv: sv, st: st, p: p})
 }
 
 // applyMask sets the stream's epoll interest on evio's poller to what the

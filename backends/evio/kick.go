@@ -118,6 +118,7 @@ func (sv *server) onKick() ([]byte, evio.Action) {
 		}
 		if sv.lnClosed {
 			if st.detached {
+				delete(sv.early, st) // never announced: nobody to tell
 				_ = st.close(false)
 			} else {
 				st.requestClose()

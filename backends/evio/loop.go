@@ -44,6 +44,7 @@ type Loop struct {
 	servers  map[*server]struct{} // evio servers still running
 	detached map[*stream]struct{} // half-closed streams evio let go
 	watchers sync.WaitGroup       // goroutines polling detached streams
+	evq      eventQueue           // events for the loop goroutine (deliver)
 }
 
 var (
@@ -54,11 +55,13 @@ var (
 
 // New returns a new, not yet running loop.
 func New() (*Loop, error) {
-	return &Loop{
+	l := &Loop{
 		driver:   loop.NewDriver(loop.DriverConfig{Name: Name}),
 		servers:  map[*server]struct{}{},
 		detached: map[*stream]struct{}{},
-	}, nil
+	}
+	l.evq.drain = l.drainEvents
+	return l, nil
 }
 
 // Name returns "evio".
@@ -122,10 +125,4 @@ func (l *Loop) forgetDetached(st *stream) {
 	l.mu.Lock()
 	delete(l.detached, st)
 	l.mu.Unlock()
-}
-
-// post queues fn for the loop goroutine on behalf of an evio goroutine. A
-// closed loop runs nothing more, and nothing is left to deliver to.
-func (l *Loop) post(fn func()) {
-	_ = l.Post(fn)
 }

@@ -139,6 +139,7 @@ type server struct {
 	holders     map[*stream]struct{} // streams whose output evio holds
 	dirty       map[*stream]struct{} // masks evio may have re-armed
 	opening     []*stream
+	early       map[*stream][][]byte // bytes (and an EOF, nil) read before Opened was posted
 	checkNeeded bool
 	batch       loop.Batch // a callback readied goroutines: yield
 	oneP        bool       // GOMAXPROCS was 1 when the server started
@@ -167,6 +168,7 @@ func (l *Loop) startServer(network, address string, h loop.StreamHandler) (*serv
 		done:    make(chan struct{}),
 		holders: map[*stream]struct{}{},
 		dirty:   map[*stream]struct{}{},
+		early:   map[*stream][][]byte{},
 		oneP:    runtime.GOMAXPROCS(0) == 1,
 	}
 	base := os.TempDir()
@@ -312,7 +314,7 @@ func (sv *server) finish(err error) {
 		} else if err == nil {
 			err = errors.New("evio: server stopped (an accept or poll error ends an evio server)")
 		}
-		sv.l.post(func() { sv.h.ListenerFailed(err) })
+		sv.l.deliver(event{kind: evListenerFailed, sv: sv, err: err})
 	}
 }
 

@@ -31,15 +31,17 @@ import (
 type stream struct {
 	sv       *server
 	c        evio.Conn    // immutable after opened
+	ctx      any          // the handler's (loop.ContextStream); loop goroutine only
 	inflight atomic.Int64 // bytes posted to the loop, not yet handled
 	mu       sync.Mutex
 	fd       int32 // evio's fd number: only the evio goroutine uses it
 	dfd      int32 // our duplicate; -1 once closed (mu)
 	refs     int32 // Control calls using dfd (mu)
 
-	userPaused atomic.Bool
-	selfPaused atomic.Bool // inflight is over inflightMax
-	tcp        bool        // a TCP socket (else unix); immutable
+	// pause holds pauseUser (SetReadPaused) and pauseSelf (inflight is
+	// over inflightMax).
+	pause atomic.Uint32
+	tcp   bool // a TCP socket (else unix); immutable
 
 	// Under mu.
 	gone               bool
@@ -55,15 +57,20 @@ type stream struct {
 	watching     bool
 	closedPosted bool
 	releasedDone bool
-	x            *streamRare
 
 	// Evio goroutine only.
 	rearmed     bool // detached, then back in evio's poller to close (closeEarly)
 	evioGone    bool
 	openPosted  bool
 	closeHanded bool
-	ev          *evioRare
+
+	x *streamRare // under mu
 }
+
+const (
+	pauseUser uint32 = 1 << iota
+	pauseSelf
+)
 
 // streamRare is the part of a stream that only a stream in trouble needs
 // (a full kernel buffer, an error, a Close that waits): allocated on first
@@ -81,16 +88,18 @@ type streamRare struct {
 	// duplicate closed, and evio's fd too (Close waits for it, as
 	// close(2) would).
 	released chan struct{}
-}
-
-// evioRare is the part of a stream that only the evio goroutine uses, and
-// rarely: allocated on first use.
-type evioRare struct {
-	early [][]byte // bytes (and an EOF, nil) read before Opened was posted
 	// sockErr is a pending socket error (ECONNRESET) that a MSG_PEEK
 	// consumed: the kernel reports it once, so the stream reports it in
 	// its place when evio then reads the EOF.
 	sockErr error
+}
+
+// trimRareLocked drops st.x once nothing is left in it. st.mu held.
+func (st *stream) trimRareLocked() {
+	if x := st.x; x != nil && x.goneErr == nil && x.pendErr == nil && x.pend == nil && x.pendBuf == nil &&
+		x.released == nil && x.sockErr == nil {
+		st.x = nil
+	}
 }
 
 // chunkPool holds the buffers of held chunks (chunkSize each): a stream
@@ -103,14 +112,6 @@ func (st *stream) rareLocked() *streamRare {
 		st.x = &streamRare{}
 	}
 	return st.x
-}
-
-// evioRare is st.ev, allocated if need be. Evio goroutine.
-func (st *stream) evioRare() *evioRare {
-	if st.ev == nil {
-		st.ev = &evioRare{}
-	}
-	return st.ev
 }
 
 // pendLocked is the held chunk not yet handed over. st.mu held.
@@ -162,10 +163,14 @@ func (st *stream) freeChunkLocked() {
 		x.pend = nil
 		chunkPool.Put((*[chunkSize]byte)(x.pendBuf[:chunkSize]))
 		x.pendBuf = nil
+		st.trimRareLocked()
 	}
 }
 
-var _ loop.DirectReadStream = (*stream)(nil)
+var (
+	_ loop.DirectReadStream = (*stream)(nil)
+	_ loop.ContextStream    = (*stream)(nil)
+)
 
 func newStream(sv *server, c evio.Conn) (*stream, error) {
 	fd := connFD(c)
@@ -176,7 +181,7 @@ func newStream(sv *server, c evio.Conn) (*stream, error) {
 	// evio accepts without SOCK_CLOEXEC: children must not inherit it.
 	unix.CloseOnExec(fd)
 	st := &stream{sv: sv, c: c, fd: int32(fd), dfd: int32(dfd)}
-	st.userPaused.Store(true)
+	st.pause.Store(pauseUser)
 	_, st.tcp = c.LocalAddr().(*net.TCPAddr) // the listener's
 	return st, nil
 }
@@ -210,18 +215,25 @@ func (st *stream) addr(ask func(int) (unix.Sockaddr, error), evios func() net.Ad
 	return a
 }
 
-func (st *stream) paused() bool { return st.userPaused.Load() || st.selfPaused.Load() }
+func (st *stream) paused() bool { return st.pause.Load() != 0 }
+
+// SetContext keeps v for the handler (loop.ContextStream). Loop
+// goroutine.
+func (st *stream) SetContext(v any) { st.ctx = v }
+
+// Context returns the value SetContext kept (loop.ContextStream). Loop
+// goroutine.
+func (st *stream) Context() any { return st.ctx }
 
 // deliver hands bytes evio read to the loop goroutine (or keeps them until
 // the stream is announced). Evio goroutine only.
 func (st *stream) deliver(p []byte) {
 	n := st.inflight.Add(int64(len(p)))
 	if n > inflightMax {
-		st.selfPaused.Store(true)
+		st.pause.Or(pauseSelf)
 	}
 	if !st.openPosted {
-		ev := st.evioRare()
-		ev.early = append(ev.early, p)
+		st.sv.early[st] = append(st.sv.early[st], p)
 		return
 	}
 	st.sv.postData(st, p)
@@ -229,15 +241,21 @@ func (st *stream) deliver(p []byte) {
 
 // consumed is called on the loop goroutine as n bytes go to the handler.
 func (st *stream) consumed(n int64) {
-	if st.inflight.Add(-n) <= inflightMax/2 && st.selfPaused.Load() {
-		st.selfPaused.Store(false)
+	if st.inflight.Add(-n) <= inflightMax/2 && st.pause.Load()&pauseSelf != 0 &&
+		st.pause.And(^pauseSelf)&pauseSelf != 0 {
 		st.sv.applyLater(st)
 	}
 }
 
 // SetReadPaused stops or resumes reading (loop.Stream).
 func (st *stream) SetReadPaused(paused bool) {
-	if st.userPaused.Swap(paused) == paused {
+	var was uint32
+	if paused {
+		was = st.pause.Or(pauseUser)
+	} else {
+		was = st.pause.And(^pauseUser)
+	}
+	if (was&pauseUser != 0) == paused {
 		return
 	}
 	st.sv.applyLater(st)
@@ -399,7 +417,7 @@ func (st *stream) drained() {
 		_ = unix.Shutdown(int(st.dfd), unix.SHUT_WR)
 	}
 	st.mu.Unlock()
-	st.sv.postE(func() { st.sv.h.Writable(st) })
+	st.sv.postE(event{kind: evWritable, sv: st.sv, st: st})
 }
 
 // CloseWrite sends EOF after the bytes taken so far (loop.Stream).
@@ -682,7 +700,7 @@ func (st *stream) maybeCloseFD() {
 	if st.detached && !st.closedPosted {
 		st.closedPosted = true
 		st.sv.l.forgetDetached(st)
-		st.sv.l.post(func() { st.sv.h.Closed(st, nil) })
+		st.sv.l.deliver(event{kind: evClosed, sv: st.sv, st: st})
 	}
 }
 
@@ -742,7 +760,7 @@ func (st *stream) watchWritable() {
 		st.maybeCloseFD()
 		st.mu.Unlock()
 		if ready {
-			st.sv.l.post(func() { st.sv.h.Writable(st) })
+			st.sv.l.deliver(event{kind: evWritable, sv: st.sv, st: st})
 			return
 		}
 	}
