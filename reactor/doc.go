@@ -110,13 +110,14 @@
 // about 15 on 2 cores; ratios within one run only):
 //
 //	go test -run XXX -bench IdleHeap -benchtime 1x ./reactor/
-//	    live heap per idle connection (1,000) on gnet: 227 B, of which
-//	    the backend's watcher 138 B (measured alone on a bare loop) and
-//	    the reactor 88 B; netpoll 841 B (the runtime netpoller needs a
-//	    dup'd fd and a parked goroutine per watcher); evio 438 B at
-//	    553da2b (1,147 B before): evio's own connection, its addresses and
-//	    its fd map about 250 B, the backend's stream 96 B (its handler's
-//	    Conn rides in the stream: loop.ContextStream), the Conn 80 B
+//	    live heap per idle connection (1,000), at 553da2b: on gnet 259 B,
+//	    of which the backend's watcher 171 B (measured alone on a bare
+//	    loop) and the reactor 88 B; on netpoll 145 B (its watchers are
+//	    items of one epoll instance of its own; 841 B when each was a
+//	    dup'd fd with a parked goroutine); on evio 438 B (1,147 B before
+//	    553da2b): evio's own connection, its addresses and its fd map
+//	    about 250 B, the backend's stream 96 B (the handler's Conn rides
+//	    in it: loop.ContextStream), the Conn 80 B
 //	go test -tags uring -run XXX -bench IdleHeap/uring -benchtime 1x -count 3 ./reactor/
 //	    on uring with completion I/O 146-151 B (the loop's receive 56 B,
 //	    the reactor 90-95 B); with NoCompletion 129 B (the watch 48 B,
