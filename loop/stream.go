@@ -155,3 +155,41 @@ type ContextStream interface {
 	SetContext(v any)
 	Context() any
 }
+
+// StreamValues keeps one value per stream for a StreamHandler: in the
+// stream itself where it is a ContextStream, else in a map. Loop
+// goroutine only. The zero value is ready to use.
+type StreamValues[T any] struct {
+	m map[Stream]T // streams that are not ContextStreams
+}
+
+// Set keeps x for s.
+func (v *StreamValues[T]) Set(s Stream, x T) {
+	if cs, ok := s.(ContextStream); ok {
+		cs.SetContext(x)
+		return
+	}
+	if v.m == nil {
+		v.m = map[Stream]T{}
+	}
+	v.m[s] = x
+}
+
+// Get returns the value kept for s, and whether there is one.
+func (v *StreamValues[T]) Get(s Stream) (T, bool) {
+	if cs, ok := s.(ContextStream); ok {
+		x, ok := cs.Context().(T)
+		return x, ok
+	}
+	x, ok := v.m[s]
+	return x, ok
+}
+
+// Delete forgets the value kept for s.
+func (v *StreamValues[T]) Delete(s Stream) {
+	if cs, ok := s.(ContextStream); ok {
+		cs.SetContext(nil)
+		return
+	}
+	delete(v.m, s)
+}

@@ -16,7 +16,7 @@ import (
 func (s *Server) listenStream(network, address string) (net.Addr, error) {
 	el := s.els[0]
 	ss := el.l.(loop.StreamServer)
-	a := &streamAdapter{el: el, conns: map[loop.Stream]*Conn{}}
+	a := &streamAdapter{el: el}
 	sl, err := ss.ServeStream(network, address, a)
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func (ln *listener) closeStream() { _ = ln.sl.Close() }
 // goroutine only.
 type streamAdapter struct {
 	el    *eventLoop
-	conns map[loop.Stream]*Conn // streams that are not loop.ContextStreams
+	conns loop.StreamValues[*Conn]
 }
 
 func (a *streamAdapter) Opened(st loop.Stream) {
@@ -55,22 +55,14 @@ func (a *streamAdapter) Opened(st loop.Stream) {
 	el.nconn.Add(1)
 	el.s.live.Add(1)
 	c := &Conn{el: el, w: streamRef{st}, fd: -1, flags: fStream}
-	if cs, ok := st.(loop.ContextStream); ok {
-		cs.SetContext(c)
-	} else {
-		a.conns[st] = c
-	}
+	a.conns.Set(st, c)
 	el.open(c)
 }
 
-// conn is the Conn of st: its context (loop.ContextStream), or else
-// the map's.
+// conn is the Conn of st, nil if it has none.
 func (a *streamAdapter) conn(st loop.Stream) *Conn {
-	if cs, ok := st.(loop.ContextStream); ok {
-		c, _ := cs.Context().(*Conn)
-		return c
-	}
-	return a.conns[st]
+	c, _ := a.conns.Get(st)
+	return c
 }
 
 func (a *streamAdapter) Data(st loop.Stream, p []byte) {
@@ -102,11 +94,7 @@ func (a *streamAdapter) Writable(st loop.Stream) {
 
 func (a *streamAdapter) Closed(st loop.Stream, err error) {
 	c := a.conn(st)
-	if cs, ok := st.(loop.ContextStream); ok {
-		cs.SetContext(nil)
-	} else {
-		delete(a.conns, st)
-	}
+	a.conns.Delete(st)
 	if c == nil || c.flags&fClosed != 0 {
 		return
 	}

@@ -61,7 +61,7 @@ func (h *Hub) listenStream(ss loop.StreamServer, network, address string) (net.L
 	} else if _, err := net.ResolveUnixAddr(network, address); err != nil {
 		return nil, opErr(nil, err)
 	}
-	l := &streamListener{h: h, network: network, kind: kind, conns: map[loop.Stream]*streamConn{}}
+	l := &streamListener{h: h, network: network, kind: kind}
 	l.side.wake = make(chan struct{}, 1)
 	sl, err := ss.ServeStream(network, address, l)
 	if err != nil {
@@ -107,7 +107,7 @@ type streamListener struct {
 	accepting bool // the loop is asked to accept
 
 	// Loop goroutine only.
-	conns map[loop.Stream]*streamConn
+	conns loop.StreamValues[*streamConn]
 }
 
 var _ loop.StreamHandler = (*streamListener)(nil)
@@ -222,11 +222,7 @@ func (r *streamListenerRaw) Write(func(fd uintptr) bool) error {
 // Opened queues a new connection for Accept.
 func (l *streamListener) Opened(s loop.Stream) {
 	c := newStreamConn(l, s)
-	if cs, ok := s.(loop.ContextStream); ok {
-		cs.SetContext(c)
-	} else {
-		l.conns[s] = c
-	}
+	l.conns.Set(s, c)
 	l.mu.Lock()
 	if l.closing.Load() {
 		l.mu.Unlock()
@@ -246,14 +242,10 @@ func (l *streamListener) Opened(s loop.Stream) {
 	l.side.ready()
 }
 
-// conn is the conn of s: its context (loop.ContextStream), or else the
-// map's.
+// conn is the conn of s, nil if it has none.
 func (l *streamListener) conn(s loop.Stream) *streamConn {
-	if cs, ok := s.(loop.ContextStream); ok {
-		c, _ := cs.Context().(*streamConn)
-		return c
-	}
-	return l.conns[s]
+	c, _ := l.conns.Get(s)
+	return c
 }
 
 // Data queues bytes for the conn's readers.
@@ -277,11 +269,7 @@ func (l *streamListener) Closed(s loop.Stream, err error) {
 	if c == nil {
 		return
 	}
-	if cs, ok := s.(loop.ContextStream); ok {
-		cs.SetContext(nil)
-	} else {
-		delete(l.conns, s)
-	}
+	l.conns.Delete(s)
 	c.gone(err)
 }
 
