@@ -56,7 +56,8 @@ type StreamHandler interface {
 	// net.Conn nobody reads.
 	Opened(s Stream)
 	// Data delivers bytes read from s, in order. p is the handler's to
-	// keep. A few bytes read just before a pause took effect may still
+	// keep (unless the handler is a DataBorrower: then only until Data
+	// returns). A few bytes read just before a pause took effect may still
 	// arrive after SetReadPaused(true). An empty p is the peer's EOF: no
 	// Data follows, and the stream stays writable (the peer may have only
 	// half-closed it) until Closed.
@@ -142,6 +143,19 @@ type DirectReadStream interface {
 	// library stops reading the socket and an empty Data follows the
 	// bytes it read before.
 	CloseRead() error
+}
+
+// DataBorrower is an optional interface of a StreamHandler that does not
+// keep the p of Data once Data returns (it copies what it keeps). A
+// StreamServer may then pass bytes in a buffer it reuses after the call,
+// where otherwise each read is a fresh allocation that the handler owns:
+// for a library that reads into one shared buffer (evio), that is one
+// allocation less per read, and an idle connection that has read once
+// holds no garbage of it. BorrowsData itself does nothing; the server
+// looks for it when the handler is given to ServeStream.
+type DataBorrower interface {
+	StreamHandler
+	BorrowsData()
 }
 
 // ContextStream is an optional interface of a Stream that keeps one value

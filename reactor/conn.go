@@ -22,8 +22,12 @@ import (
 // nothing else. Input left over from OnData and output the kernel has not
 // taken live in pooled buffers that are returned the moment they empty.
 type Conn struct {
-	el  *eventLoop
-	w   loop.Watcher // a loop.IOWatcher, the receive of a loop.Completer, or a streamRef
+	el *eventLoop
+	// w is the connection's loop.IOWatcher, the loop.Watcher of a
+	// loop.Completer's receive, or (fStream) its loop.Stream itself: an
+	// interface value stored as is, where a wrapper type would cost an
+	// allocation per connection.
+	w   any
 	ctx any
 	b   *connBufs  // input left over and output pending; nil when there is neither
 	x   *connExtra // what only some connections use; nil until one does
@@ -500,6 +504,15 @@ func (c *Conn) onRecv(p []byte, err error) {
 	c.el.flushDirty()
 }
 
+// stopWatch stops the connection's watcher or receive, if it has one (a
+// stream has none: it ends with its Close).
+func (c *Conn) stopWatch() {
+	if w, ok := c.w.(loop.Watcher); ok && c.flags&fStream == 0 {
+		c.w = nil
+		_ = w.Stop()
+	}
+}
+
 // stash keeps p as input OnData has not seen.
 func (c *Conn) stash(p []byte) {
 	if len(p) == 0 {
@@ -520,10 +533,7 @@ func (c *Conn) armComp(want uint32) {
 	if want&fArmedR == 0 {
 		// Cleared first: what the stopping Recv still gives is stashed.
 		c.flags &^= fArmedR
-		if w := c.w; w != nil {
-			c.w = nil
-			_ = w.Stop()
-		}
+		c.stopWatch()
 		return
 	}
 	w, err := c.el.comp.Recv(int(c.fd), c.onRecv)
@@ -751,10 +761,7 @@ func (c *Conn) finishClose(reason error) {
 	}
 	el := c.el
 	c.flags |= fClosed
-	if c.w != nil && c.flags&fStream == 0 {
-		_ = c.w.Stop() // before the fd is closed: its number may be reused
-		c.w = nil
-	}
+	c.stopWatch() // before the fd is closed: its number may be reused
 	sending := c.b != nil && c.b.sending > 0
 	if sending {
 		// The kernel still reads these bytes: the buffer goes to the

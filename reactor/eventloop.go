@@ -20,11 +20,11 @@ type eventLoop struct {
 	comp loop.Completer // the loop's completion I/O, if it has it and the server uses it
 
 	// Loop goroutine only.
-	buf   []byte  // the shared read buffer
-	cur   *Conn   // the connection in OnData
-	view  []byte  // its unread input during OnData
-	dirty []*Conn // connections written to or closed since the last settle
-	conns []*Conn // open connections; Conn.idx is the position
+	buf   []byte   // the shared read buffer
+	cur   *Conn    // the connection in OnData
+	view  []byte   // its unread input during OnData
+	dirty []*Conn  // connections written to or closed since the last settle
+	conns connList // open connections
 	cache [4][][]byte
 	bufs  []*connBufs // spare connBufs
 
@@ -211,8 +211,7 @@ func (el *eventLoop) open(c *Conn) {
 		c.stream().SetReadPaused(false)
 	}
 	c.flags |= fOpen | fArmedR
-	c.idx = int32(len(el.conns))
-	el.conns = append(el.conns, c)
+	el.conns.add(c)
 	if o := &el.s.opt; o.ReadTimeout > 0 || o.IdleTimeout > 0 {
 		x := c.extra()
 		x.readTO, x.idleTO = o.ReadTimeout, o.IdleTimeout
@@ -229,17 +228,7 @@ func (el *eventLoop) unlink(c *Conn) {
 	if c.flags&fOpen == 0 {
 		return
 	}
-	last := len(el.conns) - 1
-	if i := int(c.idx); i >= 0 && i <= last && el.conns[i] == c {
-		el.conns[i] = el.conns[last]
-		el.conns[i].idx = int32(i)
-		el.conns[last] = nil
-		el.conns = el.conns[:last]
-		if cap(el.conns) > 64 && len(el.conns) < cap(el.conns)/4 {
-			// Give back the room a crowd of connections left behind.
-			el.conns = append([]*Conn(nil), el.conns...)
-		}
-	}
+	el.conns.remove(c)
 	c.idx = -1
 	el.nconn.Add(-1)
 	el.s.live.Add(-1)
@@ -347,8 +336,8 @@ func (el *eventLoop) shutdown(reason error) {
 			t.call()
 		}
 	}
-	for len(el.conns) > 0 {
-		el.conns[len(el.conns)-1].finishClose(reason)
+	for el.conns.len() > 0 {
+		el.conns.at(el.conns.len() - 1).finishClose(reason)
 	}
 	el.flushDirty()
 	for k := range el.cache {

@@ -63,10 +63,7 @@ func (c *Conn) handOverNow() {
 	// Stop reading first: a Completer's receive gives the bytes it
 	// already took as it stops, and they go with the rest.
 	c.flags &^= fArmedR
-	if c.w != nil {
-		_ = c.w.Stop()
-		c.w = nil
-	}
+	c.stopWatch()
 	rest := append([]byte(nil), c.input()...)
 	fd := int(c.fd)
 	c.fd = -1 // finishClose must not close it

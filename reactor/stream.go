@@ -54,7 +54,7 @@ func (a *streamAdapter) Opened(st loop.Stream) {
 	}
 	el.nconn.Add(1)
 	el.s.live.Add(1)
-	c := &Conn{el: el, w: streamRef{st}, fd: -1, flags: fStream}
+	c := &Conn{el: el, w: st, fd: -1, flags: fStream}
 	a.conns.Set(st, c)
 	el.open(c)
 }
@@ -64,6 +64,11 @@ func (a *streamAdapter) conn(st loop.Stream) *Conn {
 	c, _ := a.conns.Get(st)
 	return c
 }
+
+// BorrowsData tells the StreamServer that Data's bytes are not kept once
+// Data returns (loop.DataBorrower): deliver copies whatever the handler
+// leaves unread.
+func (a *streamAdapter) BorrowsData() {}
 
 func (a *streamAdapter) Data(st loop.Stream, p []byte) {
 	c := a.conn(st)
@@ -107,13 +112,5 @@ func (a *streamAdapter) Closed(st loop.Stream, err error) {
 
 func (a *streamAdapter) ListenerFailed(error) {}
 
-// streamRef holds a StreamServer connection's stream in Conn.w, where a
-// watched connection holds its watcher (a stream has none): 16 bytes
-// beside the Conn rather than a connExtra. Conn.stream reads it back.
-type streamRef struct{ st loop.Stream }
-
-// Stop does nothing: a stream ends with its Close.
-func (streamRef) Stop() error { return nil }
-
 // stream is the connection's stream; fStream connections only.
-func (c *Conn) stream() loop.Stream { return c.w.(streamRef).st }
+func (c *Conn) stream() loop.Stream { return c.w.(loop.Stream) }

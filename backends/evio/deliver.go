@@ -98,6 +98,9 @@ func (e *event) run() {
 		// Data, or panic), and a Close must not take them for unread.
 		e.st.consumed(int64(len(e.p)))
 		h.Data(e.st, e.p)
+		if e.sv.borrow {
+			returnRead(e.p)
+		}
 	case evEOF:
 		h.Data(e.st, nil)
 	case evWritable:

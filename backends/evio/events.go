@@ -41,6 +41,7 @@ func (sv *server) opened(c evio.Conn) (out []byte, opts evio.Options, action evi
 	}
 	c.SetContext(st)
 	sv.nstreams++
+	opts.ReuseInputBuffer = sv.borrow // copied at once (stream.deliver)
 	if !sv.fdHeadroom() {
 		sv.applyAccept() // stop accepting before an accept fails
 	}

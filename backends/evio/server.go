@@ -108,6 +108,7 @@ type server struct {
 	l       *Loop
 	h       loop.StreamHandler
 	network string
+	borrow  bool // h is a loop.DataBorrower: reads go through readbuf.go
 
 	addr      net.Addr
 	unlink    string // unix path to remove on Close, as net does
@@ -171,6 +172,7 @@ func (l *Loop) startServer(network, address string, h loop.StreamHandler) (*serv
 		early:   map[*stream][][]byte{},
 		oneP:    runtime.GOMAXPROCS(0) == 1,
 	}
+	_, sv.borrow = h.(loop.DataBorrower)
 	base := os.TempDir()
 	if len(base) > 80 {
 		base = "/tmp" // sun_path holds 108 bytes

@@ -228,6 +228,9 @@ func (st *stream) Context() any { return st.ctx }
 // deliver hands bytes evio read to the loop goroutine (or keeps them until
 // the stream is announced). Evio goroutine only.
 func (st *stream) deliver(p []byte) {
+	if st.sv.borrow {
+		p = borrowRead(p) // p is evio's shared buffer
+	}
 	n := st.inflight.Add(int64(len(p)))
 	if n > inflightMax {
 		st.pause.Or(pauseSelf)
