@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +108,15 @@ import (
 //     datagram sent to that one can still arrive. Such strays are counted
 //     (StrayDatagrams), not compared: they are timing of other sockets.
 //     unixgram pairs bind paths of their own and meet none.
+//  9. A capability the network under test declares missing is not
+//     compared where the sequence reaches it, as the socket suite shows
+//     such cases n/a. Without loop.CapUnixUnreadReset (a loop that reads
+//     ahead of the application), a unix end of the network under test
+//     that closes with bytes unread leaves its peer reading io.EOF where
+//     net's reads ECONNRESET: the peer's next read that ends in either is
+//     shown as "io.EOF or ECONNRESET" on both sides, its bytes compared
+//     as ever. How often the network under test read io.EOF there is
+//     counted (DeclaredDifferences), not hidden.
 //
 // A divergence is reported as a *Divergence with every operation's
 // outcome on both sides up to the first difference.
@@ -156,6 +166,7 @@ func Differential(n Network, dir string, data []byte) (ops int, err error) {
 		network = "tcp"
 	}
 	dials := loop.Supports(n, loop.CapDial) && loop.Supports(n, loop.CapWatch)
+	pair := fuzzPair{dials: dials, noUnreadReset: network == "unix" && !loop.Supports(n, loop.CapUnixUnreadReset)}
 	seq := dec.rest()
 
 	// The two sides run at once: they share nothing but the kernel.
@@ -166,9 +177,11 @@ func Differential(n Network, dir string, data []byte) (ops int, err error) {
 	)
 	go func() {
 		defer close(done)
-		std, stdErr = runFuzzSide(StdNetwork, dials, network, dir, "s", seq)
+		std, stdErr = runFuzzSide(StdNetwork, pair, network, dir, "s", seq)
 	}()
-	got, err := runFuzzSide(n, dials, network, dir, "n", seq)
+	tested := pair
+	tested.tested = true
+	got, err := runFuzzSide(n, tested, network, dir, "n", seq)
 	<-done
 	if stdErr != nil {
 		return 0, fmt.Errorf("standard library: %w", stdErr)
@@ -246,8 +259,13 @@ type fuzzEnd struct {
 	c     net.Conn
 	pc    net.PacketConn // datagram ends
 	// ours: the end belongs to the network under test (not the
-	// reference's dialed peer of a listen-only network).
+	// reference's dialed peer of a listen-only network); the reference
+	// marks the same roles.
+	ours                   bool
 	closed, shutRD, shutWR bool
+	// unreadClose: the peer closed with bytes unread where the network
+	// under test lacks loop.CapUnixUnreadReset (rule 9).
+	unreadClose bool
 	peerGone               bool // the peer closed or shut its write side: EOF ahead
 	dl                     [2]int
 	dlAt                   [2]time.Time
@@ -268,7 +286,19 @@ type fuzzSide struct {
 	// smallBufs: both ends took fuzzSockBuf (rule 7), so a write of
 	// smallBigPayload bytes with nobody reading blocks.
 	smallBufs bool
+	// noUnreadReset: the network under test lacks
+	// loop.CapUnixUnreadReset and this is a unix pair (rule 9); tested:
+	// this side runs the network under test.
+	noUnreadReset, tested bool
 	out       []string
+}
+
+// fuzzPair is what both sides of one input share: whether the network
+// under test dials (else B is the reference's dialed conn on both sides),
+// and whether rule 9 applies; tested is set for the network under test's
+// side.
+type fuzzPair struct {
+	dials, noUnreadReset, tested bool
 }
 
 // fuzzSideSeq numbers the sides run in this process.
@@ -276,7 +306,7 @@ var fuzzSideSeq atomic.Uint64
 
 // runFuzzSide sets up a pair on n and runs seq on it, returning every
 // operation's outcome.
-func runFuzzSide(n Network, dials bool, network, base, tag string, seq []byte) ([]string, error) {
+func runFuzzSide(n Network, pair fuzzPair, network, base, tag string, seq []byte) ([]string, error) {
 	// Socket paths are base/<tag><k>-<name>, k unique in the process: no
 	// directory to make and remove for every sequence.
 	dir := filepath.Join(base, tag+strconv.FormatUint(fuzzSideSeq.Add(1), 10))
@@ -287,8 +317,9 @@ func runFuzzSide(n Network, dials bool, network, base, tag string, seq []byte) (
 			}
 		}()
 	}
-	s := &fuzzSide{n: n, network: network, dir: dir, roles: map[string]string{}}
-	if err := s.setup(dials); err != nil {
+	s := &fuzzSide{n: n, network: network, dir: dir, roles: map[string]string{},
+		noUnreadReset: pair.noUnreadReset, tested: pair.tested}
+	if err := s.setup(pair.dials); err != nil {
 		s.closeAll()
 		return nil, err
 	}
@@ -367,8 +398,8 @@ func (s *fuzzSide) setup(dials bool) error {
 	if !dials {
 		a, b = r.c, d
 	}
-	s.ends[0] = &fuzzEnd{name: "A", c: a}
-	s.ends[1] = &fuzzEnd{name: "B", c: b, other: s.ends[0]}
+	s.ends[0] = &fuzzEnd{name: "A", c: a, ours: true}
+	s.ends[1] = &fuzzEnd{name: "B", c: b, other: s.ends[0], ours: dials}
 	s.ends[0].other = s.ends[1]
 	s.smallBufs = shrinkBuffers(a) && shrinkBuffers(b)
 	s.role(a.LocalAddr(), "A")
@@ -425,6 +456,39 @@ func (s *fuzzSide) err(err error) string {
 }
 
 func (s *fuzzSide) addr(a net.Addr) string { return describeAddr(a, s.norm) }
+
+// markUnreadClose notes, before e closes, that its peer's next read
+// meets rule 9: e is the network under test's, lacking
+// loop.CapUnixUnreadReset, and closes with bytes unread.
+func (s *fuzzSide) markUnreadClose(e, peer *fuzzEnd) {
+	if s.noUnreadReset && e.ours && !e.closed && len(e.inbox) > 0 {
+		peer.unreadClose = true
+	}
+}
+
+// readErr describes the error of a read on e: as err does, but after a
+// close rule 9 applies to, the first io.EOF or ECONNRESET is shown as
+// either.
+func (s *fuzzSide) readErr(e *fuzzEnd, err error) string {
+	if e.unreadClose && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		e.unreadClose = false
+		if s.tested && errors.Is(err, io.EOF) {
+			declaredDifferences.Add(1)
+		}
+		return "io.EOF or ECONNRESET (rule 9: loop.CapUnixUnreadReset declared missing)"
+	}
+	return s.err(err)
+}
+
+// declaredDifferences counts rule 9's outcomes where the network under
+// test showed its declared difference.
+var declaredDifferences atomic.Int64
+
+// DeclaredDifferences is how many times the network under test showed a
+// difference it declares (a missing loop.Capability: rule 9 of the
+// differential fuzzer) since the process started. They are not
+// divergences; evhub fuzz prints the count.
+func DeclaredDifferences() int64 { return declaredDifferences.Load() }
 
 func (s *fuzzSide) describeSetup() string {
 	a := s.ends[0]
@@ -667,6 +731,7 @@ func (s *fuzzSide) streamOp(op byte, e, peer *fuzzEnd, dec *decoder) string {
 		}
 		return fmt.Sprintf("%s %s: %s", e.name, what, s.err(err))
 	case 6: // Close
+		s.markUnreadClose(e, peer)
 		err := e.c.Close()
 		if !e.closed {
 			e.closed, peer.peerGone = true, true
@@ -711,7 +776,7 @@ func (s *fuzzSide) streamRead(e *fuzzEnd, n int) string {
 	} else {
 		read()
 	}
-	r := fmt.Sprintf("%s read %d: %s %s", e.name, n, digest(got), s.err(err))
+	r := fmt.Sprintf("%s read %d: %s %s", e.name, n, digest(got), s.readErr(e, err))
 	if len(got) <= len(e.inbox) && string(got) == string(e.inbox[:len(got)]) {
 		e.inbox = e.inbox[len(got):]
 	} else {
@@ -767,6 +832,7 @@ func (s *fuzzSide) parkedRead(e, peer *fuzzEnd, b byte) string {
 		}
 	case 2:
 		what = "peer Close"
+		s.markUnreadClose(peer, e)
 		_ = peer.c.Close()
 		peer.closed, e.peerGone = true, true
 	case 3:
@@ -797,7 +863,7 @@ func (s *fuzzSide) parkedRead(e, peer *fuzzEnd, b byte) string {
 	if len(r.p) <= len(e.inbox) && string(r.p) == string(e.inbox[:len(r.p)]) {
 		e.inbox = e.inbox[len(r.p):]
 	}
-	return fmt.Sprintf("%s parked read released by %s: %s %s", e.name, what, digest(r.p), s.err(r.err))
+	return fmt.Sprintf("%s parked read released by %s: %s %s", e.name, what, digest(r.p), s.readErr(e, r.err))
 }
 
 // canTransfer: e can write to peer and peer read, with no deadline in

@@ -138,6 +138,9 @@ func runFuzz(args []string) error {
 	if n := conformance.StrayDatagrams(); n > 0 {
 		fmt.Printf("skipped %d udp datagrams from a third address (rule 8 in the conformance package's doc)\n", n)
 	}
+	if n := conformance.DeclaredDifferences(); n > 0 {
+		fmt.Printf("%d outcomes showed a difference the backend declares (a missing capability: rule 9 in the conformance package's doc)\n", n)
+	}
 	if nDiv.Load() > 0 {
 		for k, n := range kinds {
 			fmt.Printf("  %6d × %s\n", n, k)
