@@ -266,9 +266,9 @@ type fuzzEnd struct {
 	// unreadClose: the peer closed with bytes unread where the network
 	// under test lacks loop.CapUnixUnreadReset (rule 9).
 	unreadClose bool
-	peerGone               bool // the peer closed or shut its write side: EOF ahead
-	dl                     [2]int
-	dlAt                   [2]time.Time
+	peerGone    bool // the peer closed or shut its write side: EOF ahead
+	dl          [2]int
+	dlAt        [2]time.Time
 	// inbox: bytes (stream) or datagrams written to this end, unread.
 	inbox  []byte
 	dgrams [][]byte
@@ -290,7 +290,7 @@ type fuzzSide struct {
 	// loop.CapUnixUnreadReset and this is a unix pair (rule 9); tested:
 	// this side runs the network under test.
 	noUnreadReset, tested bool
-	out       []string
+	out                   []string
 }
 
 // fuzzPair is what both sides of one input share: whether the network
