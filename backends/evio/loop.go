@@ -44,7 +44,7 @@ type Loop struct {
 	servers  map[*server]struct{} // evio servers still running
 	detached map[*stream]struct{} // half-closed streams evio let go
 	watchers sync.WaitGroup       // goroutines polling detached streams
-	evq      eventQueue           // events for the loop goroutine (deliver)
+	evq      *loop.Queue[event]   // events for the loop goroutine (deliver)
 }
 
 var (
@@ -60,7 +60,8 @@ func New() (*Loop, error) {
 		servers:  map[*server]struct{}{},
 		detached: map[*stream]struct{}{},
 	}
-	l.evq.drain = l.drainEvents
+	drain := l.drainEvents
+	l.evq = loop.NewQueue[event](func() { _ = l.Post(drain) })
 	return l, nil
 }
 
