@@ -1,8 +1,9 @@
 // Package loop defines the narrow event-loop contract that every evhub
 // backend implements, the registry through which backends are found by
 // name, and the helpers backends share so that none writes them twice: a
-// timer heap ([TimerHeap]), a cross-goroutine post queue ([PostQueue]), a
-// relay from os/signal to the loop ([SignalRelay]), and the whole core of a
+// timer heap ([TimerHeap]), a cross-goroutine post queue ([PostQueue], a
+// [Queue] of functions; a backend that hands the loop typed events uses a
+// Queue of its own type), a relay from os/signal to the loop ([SignalRelay]), and the whole core of a
 // loop whose goroutine sleeps on a Go channel ([Driver]).
 //
 // The contract is modelled on gevent's ILoop and libev's watchers, in Go
