@@ -30,6 +30,10 @@ type netFD struct {
 	destroyed chan struct{}
 
 	rmu, wmu sync.Mutex // serialise readers and writers, as net does
+	// drained: the last Read of this stream socket took less than it
+	// asked for, so the socket was empty; on a level-armed hub the next
+	// Read waits for readiness first (see Read). Under rmu.
+	drained bool
 
 	family, sotype int
 	net            string
@@ -160,6 +164,20 @@ func (fd *netFD) Read(p []byte) (int, error) {
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
+	if fd.drained {
+		// The last read emptied the socket: a read(2) now would most
+		// likely say EAGAIN (every other syscall of a ping-pong), so wait
+		// for readiness first. Only on a hub whose loop arms each wait
+		// (h.edge nil): arming checks the socket's state at once, so
+		// bytes a short read left behind (a unix message that carried
+		// descriptors ends a read early, as TCP's urgent mark does) are
+		// reported all the same, where an edge registration would wait
+		// for the next arrival.
+		fd.drained = false
+		if err := fd.pd.wait(modeRead); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		n, err := readFunc(fd.sysfd(), p)
 		if err != nil {
@@ -175,8 +193,11 @@ func (fd *netFD) Read(p []byte) (int, error) {
 			}
 			return 0, os.NewSyscallError("read", err)
 		}
-		if n == 0 && fd.sotype == syscall.SOCK_STREAM {
-			return 0, io.EOF
+		if fd.sotype == syscall.SOCK_STREAM {
+			if n == 0 {
+				return 0, io.EOF
+			}
+			fd.drained = n < len(p) && fd.pd.h.edge == nil
 		}
 		return n, nil
 	}
