@@ -111,11 +111,12 @@
 // wait for the next arrival, so the edge path keeps the speculative read
 // (TestShortReadLeavesBytes, TestDrainedReadWaitsFirst: one read per
 // round trip). A 64-byte echo whose server reads 4 KiB at a time, as the
-// bench's does, both ends hub sockets in one process, level path: 25.9
-// → 24.0 µs per round trip on uring, 25.4 → 23.5 on netpoll, 22.8 → 21.3
-// on gnet (medians of 6 with -benchtime 20000x, the two builds run one
-// after the other on the 2-core VM; the benchmark was a throwaway copy of
-// BenchmarkPingPong with a 4 KiB server read).
+// bench's does, both ends hub sockets in one process, level path (go test
+// -tags uring -run '^$' -bench EchoServer -benchtime 20000x -count 6
+// ./scheduler/; medians; "before" is the same benchmark on the scheduler
+// of 06ef8f1, which differs only by this, the two builds run one after
+// the other on the 2-core VM): 25.9 → 24.0 µs per round trip on uring,
+// 25.4 → 23.5 on netpoll, 22.8 → 21.3 on gnet.
 //
 // # Tasks that never freeze their hub
 //

@@ -197,6 +197,36 @@ func BenchmarkPingPong(b *testing.B) {
 	}
 }
 
+// BenchmarkEchoServer is BenchmarkPingPong with the echoing side reading
+// 4 KiB at a time, as a server does (and the bench's servers do): its
+// reads come back short, which the level path turns into one read(2) per
+// round trip (package doc, "The wait primitive").
+func BenchmarkEchoServer(b *testing.B) {
+	for _, name := range backends() {
+		b.Run("backend="+name+"/wait=level", func(b *testing.B) {
+			l, err := loop.Open(name)
+			require.NoError(b, err)
+			h, err := scheduler.New(levelOnly{l})
+			require.NoError(b, err)
+			b.Cleanup(func() { h.Close() })
+			a, c := pair(b, h)
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+			roundTrips(b, a)
+		})
+	}
+}
+
 func benchPingPong(b *testing.B, h *scheduler.Hub) {
 	a, c := pair(b, h)
 	go func() { _ = echo64(c) }()
