@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"os"
 	"sync"
@@ -74,7 +75,7 @@ type Loop struct {
 	// the ev_async fired and the posts have not run yet
 	postsDue bool
 
-	slots  []slot
+	slots  []*[chunk]slot // in blocks, as the ev_io they point into: no copying as they grow
 	free   []int32
 	chunks []unsafe.Pointer
 	recs   []C.cev_rec
@@ -191,7 +192,7 @@ func (l *Loop) Watch(fd int, ev loop.Events, cb func(loop.Events)) (loop.IOWatch
 	if err != nil {
 		return nil, fmt.Errorf("cev: watch fd %d: %w", fd, err)
 	}
-	s := &l.slots[i]
+	s := l.slotAt(i)
 	if e := C.cev_io_start(l.c, s.io, C.int(fd), evMask(ev), C.uint64_t(s.handle(i))); e != 0 {
 		l.free = append(l.free, i)
 		if e == C.EINVAL {
@@ -211,6 +212,22 @@ func (l *Loop) Watch(fd int, ev loop.Events, cb func(loop.Events)) (loop.IOWatch
 
 func (s *slot) handle(i int32) uint64 { return uint64(s.gen)<<32 | uint64(uint32(i)) }
 
+// slotAt is slot i.
+func (l *Loop) slotAt(i int32) *slot { return &l.slots[i/chunk][i%chunk] }
+
+// allSlots yields every slot.
+func (l *Loop) allSlots() iter.Seq2[int32, *slot] {
+	return func(yield func(int32, *slot) bool) {
+		for b, blk := range l.slots {
+			for i := range blk {
+				if !yield(int32(b*chunk+i), &blk[i]) {
+					return
+				}
+			}
+		}
+	}
+}
+
 func (l *Loop) allocSlot() (int32, error) {
 	if n := len(l.free); n > 0 {
 		i := l.free[n-1]
@@ -222,10 +239,12 @@ func (l *Loop) allocSlot() (int32, error) {
 		return 0, syscall.ENOMEM
 	}
 	l.chunks = append(l.chunks, p)
-	base := int32(len(l.slots))
-	for i := 0; i < chunk; i++ {
-		l.slots = append(l.slots, slot{io: (*C.ev_io)(unsafe.Add(p, i*C.sizeof_ev_io)), gen: 1})
+	base := int32(len(l.slots) * chunk)
+	blk := new([chunk]slot)
+	for i := range blk {
+		blk[i] = slot{io: (*C.ev_io)(unsafe.Add(p, i*C.sizeof_ev_io)), gen: 1}
 	}
+	l.slots = append(l.slots, blk)
 	for i := base + chunk - 1; i > base; i-- {
 		l.free = append(l.free, i)
 	}
@@ -356,10 +375,10 @@ func (l *Loop) iterate(block bool) bool {
 			break
 		}
 		i := uint32(r.h)
-		if int(i) >= len(l.slots) {
+		if int(i) >= len(l.slots)*chunk {
 			continue
 		}
-		s := &l.slots[i]
+		s := l.slotAt(int32(i))
 		// A watcher stopped earlier in this batch has a new generation
 		// (and its slot maybe a new watcher): drop its event.
 		if s.w == nil || s.gen != uint32(r.h>>32) {
@@ -410,13 +429,12 @@ func (l *Loop) killBadFDs(fds []C.int) {
 		if int(fd) >= len(l.perFD) || l.perFD[fd] == 0 {
 			continue
 		}
-		for i := range l.slots {
-			s := &l.slots[i]
+		for i, s := range l.allSlots() {
 			if w := s.w; w != nil && w.fd == int(fd) && !w.dead {
 				C.cev_io_stop(l.c, s.io)
 				w.dead = true
 				if w.events != 0 {
-					l.killed = append(l.killed, C.cev_rec{h: C.uint64_t(s.handle(int32(i))), revents: C.EV_ERROR})
+					l.killed = append(l.killed, C.cev_rec{h: C.uint64_t(s.handle(i)), revents: C.EV_ERROR})
 				}
 			}
 		}
@@ -446,11 +464,11 @@ func (l *Loop) Close() error {
 	l.relay.Close()
 	l.posts.Close() // runs what was posted before; later Posts fail
 	l.closed = true
-	for i := range l.slots {
-		if w := l.slots[i].w; w != nil {
+	for _, s := range l.allSlots() {
+		if w := s.w; w != nil {
 			w.stopped = true
 			w.events = 0
-			l.slots[i].w = nil
+			s.w = nil
 		}
 	}
 	l.wakeMu.Lock()
@@ -487,7 +505,7 @@ func (w *ioWatcher) Stop() error {
 	w.stopped = true
 	w.events = 0
 	l := w.l
-	s := &l.slots[w.slot]
+	s := l.slotAt(w.slot)
 	C.cev_io_stop(l.c, s.io)
 	s.w = nil
 	if s.gen++; s.gen == 0 {
@@ -512,7 +530,7 @@ func (w *ioWatcher) Modify(ev loop.Events) error {
 		return nil
 	}
 	l := w.l
-	C.cev_io_modify(l.c, l.slots[w.slot].io, evMask(ev))
+	C.cev_io_modify(l.c, l.slotAt(w.slot).io, evMask(ev))
 	w.events = ev
 	w.dead = false
 	if ev != 0 || l.perFD[w.fd] > 1 {
