@@ -88,6 +88,17 @@ func (h *TimerHeap) Timeout(now time.Time) (d time.Duration, ok bool) {
 	return d, true
 }
 
+// Next reports the earliest pending deadline without reading the clock
+// (ok is false when no timer is pending): a loop that re-arms its timer
+// source after every batch of callbacks compares it with the deadline it
+// armed, and reads the clock only when it moved earlier.
+func (h *TimerHeap) Next() (at time.Time, ok bool) {
+	if len(h.timers) == 0 {
+		return time.Time{}, false
+	}
+	return h.base.Add(time.Duration(h.timers[0].when)), true
+}
+
 // TimeoutMillis is Timeout rounded up to whole milliseconds for pollers
 // with millisecond resolution (epoll_wait), so that a timer is never early;
 // -1 means block indefinitely.

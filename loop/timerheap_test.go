@@ -207,6 +207,28 @@ func TestTimerHeapTimeout(t *testing.T) {
 	}
 }
 
+// TestTimerHeapNext: the earliest deadline, without a clock read, in
+// step with Timeout.
+func TestTimerHeapNext(t *testing.T) {
+	h := NewTimerHeap()
+	_, ok := h.Next()
+	assert.False(t, ok, "no timer")
+	late := h.Add(time.Hour, 0, func() {}).(*heapTimer)
+	early := h.Add(time.Minute, 0, func() {}).(*heapTimer)
+	at, ok := h.Next()
+	require.True(t, ok)
+	assert.Equal(t, h.at(early.when), at, "the earliest deadline")
+	now := time.Now()
+	d, _ := h.Timeout(now)
+	assert.Equal(t, at.Sub(now), d, "Timeout is Next less now")
+	early.Stop()
+	at, _ = h.Next()
+	assert.Equal(t, h.at(late.when), at, "after Stop, the next one")
+	late.Reset(time.Second, 0)
+	at, _ = h.Next()
+	assert.Equal(t, h.at(late.when), at, "Reset moves it")
+}
+
 func TestTimerHeapNegativeAfter(t *testing.T) {
 	h := NewTimerHeap()
 	fired := false

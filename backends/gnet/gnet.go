@@ -141,8 +141,9 @@ type timerSource interface {
 	fd() int
 	// register adds the source to a (fresh) poller.
 	register(p *netpoll.Poller) error
-	// arm makes the source fire no later than now+d.
-	arm(now time.Time, d time.Duration)
+	// arm makes the source fire no later than at. It reads the clock
+	// only when at is earlier than the deadline armed already.
+	arm(at time.Time)
 	// kick makes the source fire at once.
 	kick()
 	// fired acknowledges a firing.

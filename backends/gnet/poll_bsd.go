@@ -134,12 +134,12 @@ func (s *goTimerSource) fd() int { return -1 }
 
 func (s *goTimerSource) register(*netpoll.Poller) error { return nil }
 
-func (s *goTimerSource) arm(now time.Time, d time.Duration) {
-	at := now.Add(d)
+func (s *goTimerSource) arm(at time.Time) {
 	if s.armed && !at.Before(s.at) {
 		return
 	}
 	s.armed, s.at = true, at
+	d := max(time.Until(at), 0)
 	if s.t == nil {
 		s.t = time.AfterFunc(d, func() { s.l.trigger(s.task) })
 		return
@@ -147,7 +147,7 @@ func (s *goTimerSource) arm(now time.Time, d time.Duration) {
 	s.t.Reset(d)
 }
 
-func (s *goTimerSource) kick() { s.arm(time.Now(), 0) }
+func (s *goTimerSource) kick() { s.arm(time.Now()) }
 
 func (s *goTimerSource) fired() { s.armed = false }
 

@@ -123,12 +123,11 @@ func (s *timerfdSource) register(p *netpoll.Poller) error {
 	return p.AddRead(&netpoll.PollAttachment{FD: s.tfd}, false)
 }
 
-func (s *timerfdSource) arm(now time.Time, d time.Duration) {
-	at := now.Add(d)
+func (s *timerfdSource) arm(at time.Time) {
 	if s.armed && !at.Before(s.at) {
 		return
 	}
-	s.set(d)
+	s.set(time.Until(at))
 	s.armed, s.at = true, at
 }
 

@@ -34,11 +34,11 @@ func (l *Loop) Timer(after, repeat time.Duration, cb func()) loop.Timer {
 // rearm makes the timer source fire no later than the earliest deadline.
 // It only ever moves the armed deadline earlier: a source that fires
 // early finds nothing due and is re-armed then, which is cheaper than
-// re-arming on every Stop. Without a syscall it costs a clock read.
+// re-arming on every Stop. It runs after every fd's callbacks, so when
+// the earliest deadline has not moved earlier it reads no clock either.
 func (l *Loop) rearm() {
-	now := time.Now()
-	if d, ok := l.timers.Timeout(now); ok {
-		l.tsrc.arm(now, d)
+	if at, ok := l.timers.Next(); ok {
+		l.tsrc.arm(at)
 	}
 }
 
