@@ -137,6 +137,21 @@ type IOWatcher interface {
 	Events() Events
 }
 
+// Quieter is an optional interface of the [IOWatcher] of a loop that
+// yields (runtime.Gosched, [Batch]) after each fd's callbacks, so that
+// goroutines they readied run before it polls again. Quiet tells it that
+// this watcher's callbacks ready no goroutine that must run that soon: it
+// then skips that yield after them, and what they did ready runs at the
+// yield the loop makes before it blocks, or on another P. A callback
+// loop (package reactor) whose handlers run on the loop goroutine says so
+// of its connections; the scheduler, whose callbacks wake the goroutines
+// blocked in Read and Write, does not. Loops that yield once per poll, or
+// never, have no use for the hint and need not implement it.
+type Quieter interface {
+	// Quiet marks the watcher's callbacks as readying nothing urgent.
+	Quiet()
+}
+
 // Timer is a pending (or repeating) timer.
 type Timer interface {
 	// Stop prevents the timer from firing and reports whether it was

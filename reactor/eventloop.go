@@ -197,6 +197,7 @@ func (el *eventLoop) open(c *Conn) {
 			w, err = el.comp.Recv(int(c.fd), c.onRecv)
 		} else {
 			w, err = el.l.Watch(int(c.fd), loop.Readable, c.onEvent)
+			quiet(w)
 		}
 		if err != nil {
 			el.nconn.Add(-1)
@@ -342,5 +343,15 @@ func (el *eventLoop) shutdown(reason error) {
 	el.flushDirty()
 	for k := range el.cache {
 		el.cache[k] = nil
+	}
+}
+
+// quiet tells a loop that yields after each fd's callbacks
+// (loop.Quieter) that the reactor's need no yield: handlers run on the
+// loop goroutine, and a goroutine one readies (a channel send) runs when
+// the loop next yields, before it blocks, as in gnet itself.
+func quiet(w loop.Watcher) {
+	if q, ok := w.(loop.Quieter); ok {
+		q.Quiet()
 	}
 }

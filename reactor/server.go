@@ -382,6 +382,7 @@ type listener struct {
 
 func (ln *listener) start() error {
 	w, err := ln.el.l.Watch(ln.fd, loop.Readable, ln.onAccept)
+	quiet(w)
 	if err != nil {
 		return err
 	}

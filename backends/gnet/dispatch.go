@@ -21,7 +21,7 @@ func (l *Loop) onEvent(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) error 
 			l.endOnce()
 		}
 		if l.runTimers() {
-			l.afterCallbacks()
+			l.afterCallbacks(true)
 		}
 		if l.posts.Pending() {
 			// A drain deferred by drainTask: Trigger it now, so that it
@@ -73,37 +73,38 @@ func (l *Loop) onIO(fd int, ev loop.Events) {
 			l.onceIO = true
 			l.endOnce()
 		}
-		if l.fire(rec, ev) {
-			l.afterCallbacks()
+		if ran, loud := l.fire(rec, ev); ran {
+			l.afterCallbacks(loud)
 		}
 		return
 	}
 	// Outside RunOnce (whose one drain is counted), what the callbacks
 	// post is drained when they return, with no Trigger.
 	l.bw.Begin()
-	ran := l.fire(rec, ev)
+	ran, loud := l.fire(rec, ev)
 	if l.bw.End() && l.drainPosts() > 0 {
-		ran = true
+		ran, loud = true, true
 	}
 	if ran {
-		l.afterCallbacks()
+		l.afterCallbacks(loud)
 	}
 }
 
 // fire calls the watchers of rec that want ev and reports whether one
-// ran. It allocates nothing.
-func (l *Loop) fire(rec *fdRec, ev loop.Events) bool {
-	ran := false
+// ran, and whether one that is not quiet (loop.Quieter) did. It allocates
+// nothing.
+func (l *Loop) fire(rec *fdRec, ev loop.Events) (ran, loud bool) {
 	for _, w := range rec.ws {
 		if w.stopped {
 			continue // stopped earlier in this batch
 		}
 		if got := ev & w.ev; got != 0 {
 			ran = true
+			loud = loud || !w.quiet
 			w.cb(got)
 		}
 	}
-	return ran
+	return ran, loud
 }
 
 // dispatch (nested) collects one batch from the registration poller and
@@ -111,7 +112,7 @@ func (l *Loop) fire(rec *fdRec, ev loop.Events) bool {
 func (l *Loop) dispatch() {
 	l.ready = waitInner(l.regFD, l.raw, l.ready[:0])
 	l.batch++
-	ran := false
+	ran, loud := false, false
 	// Outside RunOnce (whose one batch and one drain are counted), what
 	// the callbacks post is drained at the batch's end, with no Trigger.
 	inline := !l.once
@@ -127,15 +128,14 @@ func (l *Loop) dispatch() {
 		if rec == nil || rec.born == l.batch {
 			continue // stopped, or a stale event of a previous file
 		}
-		if l.fire(rec, r.ev) {
-			ran = true
-		}
+		rn, ld := l.fire(rec, r.ev)
+		ran, loud = ran || rn, loud || ld
 	}
 	if inline && l.bw.End() && l.drainPosts() > 0 {
-		ran = true
+		ran, loud = true, true
 	}
 	if ran {
-		l.afterCallbacks()
+		l.afterCallbacks(loud)
 	}
 }
 

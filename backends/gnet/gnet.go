@@ -97,6 +97,7 @@ type Loop struct {
 	onceTimers bool   // this RunOnce has run its timers
 	batch      uint64 // nested: batches collected (fdRec.born)
 	yield      bool   // Gosched after readying (loop.Batch); off only in benchmarks
+	yields     int    // Gosched calls after callbacks, for tests
 	reuse      bool   // nested: keep poller after Polling returns (rewake); see doc.go
 	werr       error
 }
@@ -133,6 +134,7 @@ type ioWatcher struct {
 	ev      loop.Events
 	cb      func(loop.Events)
 	stopped bool
+	quiet   bool // loop.Quieter: no yield after its callbacks
 }
 
 // timerSource wakes the poller when the earliest timer is due.

@@ -612,3 +612,50 @@ func TestConformanceNested(t *testing.T) {
 		})
 	}
 }
+
+// TestQuietWatcherSkipsYield: after the callbacks of a loop.Quieter-quiet
+// watcher the loop does not yield; after an ordinary watcher's it does,
+// once per fd's callbacks.
+func TestQuietWatcherSkipsYield(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		for _, quiet := range []bool{false, true} {
+			t.Run(fmt.Sprintf("quiet=%v", quiet), func(t *testing.T) {
+				l := m.newLoop(t)
+				a, b := pair(t)
+				got := make(chan struct{}, 1)
+				w, err := l.Watch(a, loop.Readable, func(loop.Events) {
+					drainFD(a)
+					got <- struct{}{}
+				})
+				require.NoError(t, err)
+				q, ok := w.(loop.Quieter)
+				require.True(t, ok, "gnet's watchers take the hint")
+				if quiet {
+					q.Quiet()
+				}
+				done := make(chan error, 1)
+				go func() { done <- l.Run() }()
+				const n = 50
+				for range n {
+					write1(t, b)
+					select {
+					case <-got:
+					case <-time.After(bound):
+						t.Fatal("no callback")
+					}
+				}
+				yields := make(chan int, 1)
+				require.NoError(t, l.Post(func() { yields <- l.yields }))
+				y := <-yields
+				l.Stop()
+				require.NoError(t, <-done)
+				require.NoError(t, w.Stop())
+				if quiet {
+					assert.Zero(t, y, "yields after a quiet watcher's callbacks")
+				} else {
+					assert.GreaterOrEqual(t, y, n, "a yield after each readiness's callbacks")
+				}
+			})
+		}
+	})
+}

@@ -120,7 +120,7 @@ func newTimerSource(l *Loop) (timerSource, error) {
 	s.task = func(any) error {
 		if l.runTimers() {
 			l.onceDone = true
-			l.afterCallbacks()
+			l.afterCallbacks(true)
 		}
 		if l.posts.Pending() {
 			l.trigger(l.drainFn)

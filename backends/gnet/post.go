@@ -53,7 +53,7 @@ func (l *Loop) drainTask(any) error {
 	l.gen++
 	if l.drainPosts() > 0 {
 		l.onceDone = true
-		l.afterCallbacks()
+		l.afterCallbacks(true)
 	}
 	return l.endCheck()
 }
@@ -71,16 +71,18 @@ func (l *Loop) drainPosts() int {
 }
 
 // afterCallbacks runs after a batch of callbacks: they may have reset a
-// timer earlier, and readied goroutines into this P's runnext slot, which
-// should run before Polling blocks again (loop.Batch's yield).
-func (l *Loop) afterCallbacks() {
+// timer earlier, and (unless every one that ran was quiet, loud false)
+// readied goroutines into this P's runnext slot, which should run before
+// Polling blocks again (loop.Batch's yield).
+func (l *Loop) afterCallbacks(loud bool) {
 	if l.closed {
 		return
 	}
 	l.rearm()
-	if l.yield {
+	if l.yield && loud {
 		l.bw.Ran()
 		l.bw.Yield()
+		l.yields++
 	}
 }
 

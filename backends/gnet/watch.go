@@ -101,6 +101,10 @@ func (w *ioWatcher) Events() loop.Events {
 	return w.ev
 }
 
+// Quiet implements [loop.Quieter]: after this watcher's callbacks the loop
+// does not yield (gnet's Polling still yields before it blocks).
+func (w *ioWatcher) Quiet() { w.quiet = true }
+
 // Modify changes the armed events; 0 pauses the watcher.
 func (w *ioWatcher) Modify(ev loop.Events) error {
 	fd := w.rec.pa.FD
