@@ -41,7 +41,9 @@
 // suite can show the case as "n/a" with the reason instead of passing it.
 // Extra powers are optional interfaces discovered by type assertion, in the
 // manner of database/sql/driver: [EdgeWatcher] for edge-triggered
-// registrations, [Completer] for I/O the loop does itself (completions).
+// registrations, [Completer] for I/O the loop does itself (completions),
+// and, on watchers, [Quieter], a hint that a watcher's callbacks ready no
+// goroutine that must run before the loop polls again.
 package loop
 
 import (
