@@ -127,8 +127,8 @@
 //	    about 250 B, the backend's stream 96 B (the handler's Conn rides
 //	    in it: loop.ContextStream), the Conn 80 B
 //	go test -tags uring -run XXX -bench IdleHeap/uring -benchtime 1x -count 3 ./reactor/
-//	    on uring with completion I/O 146-151 B (the loop's receive 56 B,
-//	    the reactor 90-95 B); with NoCompletion 129 B (the watch 48 B,
+//	    on uring with completion I/O 130-131 B (the loop's receive 40 B,
+//	    the reactor 90-91 B); with NoCompletion 130 B (the watch 48 B,
 //	    the reactor 81 B). Below 100 B would take a smaller Conn: the
 //	    reactor's own part is its 80-byte Conn, the 16-byte method value
 //	    the loop calls and its slot in the loop's list
@@ -208,10 +208,10 @@
 // at 1,000 the liburing server, which runs its ring with
 // SINGLE_ISSUER|DEFER_TASKRUN on a thread of its own (the Go loop cannot:
 // its goroutine moves between threads, see backends/uring), stays ahead.
-// Idle memory is the price: a receive's op in the loop (56 B with its
-// slot, against a watch's 48 B) and, in RSS, the pages of the loop's
-// provided buffers that receives have touched (a fixed 0.5 MiB or so per
-// loop, 128 × 16 KiB buffers mapped, the first page of each touched by
+// Idle memory is the price, in RSS only: a receive's op in the loop
+// holds less heap than a watch (40 B with its slot, against 48 B), but
+// the pages of the loop's provided buffers that receives have touched
+// stay (a fixed 0.5 MiB or so per loop, 128 × 16 KiB buffers mapped, the first page of each touched by
 // small messages: about 100 B per connection at 5,000). A server that
 // holds many idle connections and little traffic sets NoCompletion.
 //

@@ -58,26 +58,35 @@ type bufRing struct {
 	tail    uint16
 }
 
-// op is one Recv or Send in flight, named by its slot in l.ops and its
-// generation, as watches are.
-//
-// A receiving socket holds one for as long as it receives: 48 bytes (a
-// size class of the allocator; TestOpSize).
-type op struct {
-	l     *Loop
-	recv  func(p []byte, err error)
-	send  func(n int, err error)
-	p     *byte // a Send's first byte: its buffer stays reachable until the completion
-	fd    int32
-	slot  int32
-	gen   uint32
-	live  bool
-	which uint8
+// recvOp is one Recv, named by its slot in l.recvs and its generation,
+// as watches are. A receiving socket holds one for as long as it
+// receives: 32 bytes (a size class of the allocator; TestOpSize), and
+// its slot.
+type recvOp struct {
+	l    *Loop
+	recv func(p []byte, err error)
+	fd   int32
+	slot int32
+	gen  uint32
+	live bool
 }
 
-func (l *Loop) opData(o *op) uint64 {
-	return uint64(o.which)<<56 | uint64(o.gen&genMask)<<32 | uint64(uint32(o.slot))
+// sendOp is one Send in flight, in l.sends. Sends are not handed out, so
+// theirs are reused: a message allocates nothing.
+type sendOp struct {
+	send func(n int, err error)
+	p    *byte // the first byte sent: the buffer stays reachable until the completion
+	slot int32
+	gen  uint32
 }
+
+// opData is the user_data of a request of kind for the slot and
+// generation of its op.
+func opData(kind uint64, slot int32, gen uint32) uint64 {
+	return kind<<56 | uint64(gen&genMask)<<32 | uint64(uint32(slot))
+}
+
+func (o *recvOp) data() uint64 { return opData(kindRecv, o.slot, o.gen) }
 
 // setupBufs maps and registers the buffer ring.
 func (l *Loop) setupBufs() error {
@@ -133,13 +142,11 @@ func (b *bufRing) publish() {
 	atomic.StoreUint32(p, v&0xffff|uint32(b.tail)<<16)
 }
 
-func (l *Loop) allocOp(o *op) { o.slot, o.gen = l.ops.add(o, o.gen) }
-
-// freeOp frees o's slot; a late completion of o's request is not
+// freeRecv frees o's slot; a late completion of o's request is not
 // delivered (the slot's generation moves on).
-func (l *Loop) freeOp(o *op) {
+func (l *Loop) freeRecv(o *recvOp) {
 	o.gen = (o.gen + 1) & genMask
-	l.ops.remove(o.slot, o.gen)
+	l.recvs.remove(o.slot, o.gen)
 }
 
 func (l *Loop) checkFD(op string, fd int) error {
@@ -167,13 +174,13 @@ func (l *Loop) Recv(fd int, cb func(p []byte, err error)) (loop.Watcher, error) 
 	if err := l.setupBufs(); err != nil {
 		return nil, fmt.Errorf("uring: recv fd %d: %w", fd, err)
 	}
-	o := &op{l: l, fd: int32(fd), recv: cb, which: kindRecv}
-	l.allocOp(o)
+	o := &recvOp{l: l, fd: int32(fd), recv: cb}
+	o.slot, o.gen = l.recvs.add(o, o.gen)
 	l.armRecv(o)
 	return o, nil
 }
 
-func (l *Loop) armRecv(o *op) {
+func (l *Loop) armRecv(o *recvOp) {
 	s := l.sqe()
 	s.opcode = opRecv
 	s.fd = o.fd
@@ -182,7 +189,7 @@ func (l *Loop) armRecv(o *op) {
 	}
 	s.flags = sqeBufferSelect
 	s.bufIndex = bufGroup
-	s.userData = l.opData(o)
+	s.userData = o.data()
 	o.live = true
 }
 
@@ -205,16 +212,15 @@ func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
 		return fmt.Errorf("uring: send fd %d: %d bytes: %w", fd, len(p), os.ErrInvalid)
 	}
 	o := l.spareSend()
-	o.fd, o.send, o.p = int32(fd), cb, &p[0]
-	l.allocOp(o)
+	o.send, o.p = cb, &p[0]
+	o.slot, o.gen = l.sends.add(o, o.gen)
 	s := l.sqe()
 	s.opcode = opSend
-	s.fd = o.fd
+	s.fd = int32(fd)
 	s.addr = uint64(uintptrOf(&p[0]))
 	s.len = uint32(len(p))
 	s.opFlags = unix.MSG_WAITALL | unix.MSG_NOSIGNAL
-	s.userData = l.opData(o)
-	o.live = true
+	s.userData = opData(kindSend, o.slot, o.gen)
 	l.inflight++
 	return nil
 }
@@ -227,7 +233,7 @@ func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
 // returns, so that no byte taken from the socket is lost; an end of stream
 // or an error found then is not reported (the socket reports it again to
 // the next receive).
-func (o *op) Stop() error {
+func (o *recvOp) Stop() error {
 	l := o.l
 	cb := o.recv
 	o.recv = nil
@@ -237,13 +243,13 @@ func (o *op) Stop() error {
 	if o.live {
 		q := l.sqe()
 		q.opcode = opAsyncCancel
-		q.addr = l.opData(o)
+		q.addr = o.data()
 		q.userData = ignoreData
 		l.submitNow()
 		l.awaitRecv(o, cb)
 		o.live = false
 	}
-	l.freeOp(o)
+	l.freeRecv(o)
 	return nil
 }
 
@@ -251,8 +257,8 @@ func (o *op) Stop() error {
 // dispatch queue and in the CQ, until its last one, giving their bytes to
 // cb; it waits (bounded, as awaitAbandoned) for a last completion still
 // to come.
-func (l *Loop) awaitRecv(o *op, cb func(p []byte, err error)) {
-	data := l.opData(o)
+func (l *Loop) awaitRecv(o *recvOp, cb func(p []byte, err error)) {
+	data := o.data()
 	done := false
 	take := func(c *cqe) {
 		if done || c.userData != data {
@@ -290,44 +296,51 @@ func (l *Loop) awaitRecv(o *op, cb func(p []byte, err error)) {
 	}
 }
 
-// spareSend returns a send op from the loop's spares (sends are not
-// handed out, so theirs can be reused: a message allocates nothing).
-func (l *Loop) spareSend() *op {
-	if n := len(l.spareOps); n > 0 {
-		o := l.spareOps[n-1]
-		l.spareOps[n-1] = nil
-		l.spareOps = l.spareOps[:n-1]
+// spareSend returns a send op from the loop's spares.
+func (l *Loop) spareSend() *sendOp {
+	if n := len(l.spareSends); n > 0 {
+		o := l.spareSends[n-1]
+		l.spareSends[n-1] = nil
+		l.spareSends = l.spareSends[:n-1]
 		return o
 	}
-	return &op{l: l, which: kindSend}
+	return &sendOp{}
 }
 
-// completeOp handles the completion of a Recv or a Send and reports
-// whether a callback ran.
-func (l *Loop) completeOp(c cqe) int {
+// completeSend handles the completion of a Send and reports whether a
+// callback ran.
+func (l *Loop) completeSend(c cqe) int {
+	o := l.sends.get(int32(uint32(c.userData)))
+	if o == nil || o.gen != uint32(c.userData>>32)&genMask || o.send == nil {
+		return 0
+	}
+	l.inflight--
+	o.gen = (o.gen + 1) & genMask
+	l.sends.remove(o.slot, o.gen)
+	cb := o.send
+	o.send, o.p = nil, nil
+	if len(l.spareSends) < 64 {
+		l.spareSends = append(l.spareSends, o)
+	}
+	if c.res < 0 {
+		cb(0, os.NewSyscallError("send", unix.Errno(-c.res)))
+	} else {
+		cb(int(c.res), nil)
+	}
+	return 1
+}
+
+// completeRecv handles the completion of a Recv and reports whether a
+// callback ran.
+func (l *Loop) completeRecv(c cqe) int {
 	if c.flags&cqeFBuffer != 0 {
 		// The buffer goes back to the kernel whatever becomes of the
 		// request, after the callback has used it.
 		defer l.giveBack(uint16(c.flags >> 16))
 	}
-	o := l.ops.get(int32(uint32(c.userData)))
-	if o == nil || o.gen != uint32(c.userData>>32)&genMask || (o.recv == nil && o.send == nil) {
+	o := l.recvs.get(int32(uint32(c.userData)))
+	if o == nil || o.gen != uint32(c.userData>>32)&genMask || o.recv == nil {
 		return 0
-	}
-	if o.which == kindSend {
-		l.inflight--
-		l.freeOp(o)
-		cb := o.send
-		o.send, o.p = nil, nil
-		if len(l.spareOps) < 64 {
-			l.spareOps = append(l.spareOps, o)
-		}
-		if c.res < 0 {
-			cb(0, os.NewSyscallError("send", unix.Errno(-c.res)))
-		} else {
-			cb(int(c.res), nil)
-		}
-		return 1
 	}
 	more := c.flags&cqeFMore != 0
 	o.live = more
@@ -350,12 +363,12 @@ func (l *Loop) completeOp(c cqe) int {
 	if more {
 		q := l.sqe()
 		q.opcode = opAsyncCancel
-		q.addr = l.opData(o)
+		q.addr = o.data()
 		q.userData = ignoreData
 		o.live = false
 	}
 	o.recv = nil
-	l.freeOp(o)
+	l.freeRecv(o)
 	if c.res == 0 {
 		cb(nil, io.EOF)
 	} else {

@@ -155,8 +155,9 @@
 // cancels the request, waits for its last completion as a watcher's Stop
 // does, and gives the callback whatever the kernel had received for it
 // by then (TestCompletionStopLosesNothing), so a caller can pause or give
-// the socket away. A receiving socket holds a 48-byte op and its slot;
-// sends reuse their ops, and a message allocates nothing. BenchmarkEcho compares an echo server
+// the socket away. A receiving socket holds a 32-byte op and its 8-byte
+// slot (a watch: 48 B in all); sends have ops of their own, reused, and
+// a message allocates nothing. BenchmarkEcho compares an echo server
 // on the loop in both modes, readiness (Watch, then read and write) and
 // completion, with clients on package net in the same process, as the
 // process's CPU time per round trip, clients included (go test -tags

@@ -104,10 +104,11 @@ type Loop struct {
 	cqi      int
 
 	// Completion I/O (compio.go): made on first use.
-	br       *bufRing
-	ops      table[op] // Recvs and Sends
-	spareOps []*op     // finished Sends, for reuse
-	inflight int       // Sends in the kernel
+	br         *bufRing
+	recvs      table[recvOp]
+	sends      table[sendOp]
+	spareSends []*sendOp // finished Sends, for reuse
+	inflight   int       // Sends in the kernel
 }
 
 // table names what has requests in the kernel (watchers, receives,
@@ -500,8 +501,10 @@ func (l *Loop) complete(c cqe) int {
 		l.readLive = false
 		return 0
 	case kindWatch:
-	case kindRecv, kindSend:
-		return l.completeOp(c)
+	case kindRecv:
+		return l.completeRecv(c)
+	case kindSend:
+		return l.completeSend(c)
 	default:
 		return 0
 	}
@@ -594,9 +597,14 @@ func (l *Loop) Close() error {
 		}
 	}
 	l.arms = nil
-	for _, o := range l.ops.items {
+	for _, o := range l.recvs.items {
 		if o != nil {
-			o.recv, o.send = nil, nil
+			o.recv = nil
+		}
+	}
+	for _, o := range l.sends.items {
+		if o != nil {
+			o.send = nil
 		}
 	}
 	if l.running {
@@ -646,9 +654,9 @@ func (l *Loop) release() error {
 	l.efd = -1
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
-	l.watches, l.ops = table[watcher]{}, table[op]{}
+	l.watches, l.recvs, l.sends = table[watcher]{}, table[recvOp]{}, table[sendOp]{}
 	l.cqes, l.cqi = nil, 0
-	l.spareOps, l.inflight = nil, 0
+	l.spareSends, l.inflight = nil, 0
 	if l.br != nil {
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))
