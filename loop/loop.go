@@ -42,8 +42,7 @@
 // Extra powers are optional interfaces discovered by type assertion, in the
 // manner of database/sql/driver: [EdgeWatcher] for edge-triggered
 // registrations, [Completer] for I/O the loop does itself (completions),
-// [ThreadRunner] for loops that run cheaper on one OS thread, and, on
-// watchers, [Quieter], a hint that a watcher's callbacks ready no
+// and, on watchers, [Quieter], a hint that a watcher's callbacks ready no
 // goroutine that must run before the loop polls again.
 package loop
 

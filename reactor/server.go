@@ -189,13 +189,6 @@ func New(h Handler, opt Options) (*Server, error) {
 		s.els = append(s.els, el)
 		go func() {
 			defer close(el.done)
-			if tr, ok := l.(loop.ThreadRunner); ok {
-				// The callbacks seldom wait for other goroutines: the
-				// loop may own a thread (it then closes itself there,
-				// and Shutdown's Close is a no-op).
-				el.runErr = tr.RunOnThread()
-				return
-			}
 			el.runErr = l.Run()
 		}()
 	}

@@ -184,7 +184,7 @@ func (l *Loop) armRecv(o *recvOp) {
 	s := l.sqe()
 	s.opcode = opRecv
 	s.fd = o.fd
-	if recvMulti || l.bound {
+	if recvMulti {
 		s.ioprio = recvMultishot
 	}
 	s.flags = sqeBufferSelect

@@ -46,7 +46,26 @@
 //     with EEXIST (TestSingleIssuerRefusesOtherThreads), and the loop
 //     goroutine is never locked to a thread (a locked loop goroutine paid
 //     23-94 µs per round trip here, against 0.4 µs unlocked), so it moves
-//     between threads.
+//     between threads. Nor for the reactor, whose callbacks seldom wait
+//     for a goroutine: commit cea3bdc ran each reactor loop on a locked
+//     thread with a SINGLE_ISSUER|DEFER_TASKRUN ring, multishot receives
+//     and no yield (loop.ThreadRunner), and the commit after it took it
+//     out again.
+//     Its bench (go build -tags cev,uring -o /tmp/evhub-B ./cmd/evhub at
+//     cea3bdc and -o /tmp/evhub-A at 7667225, then twice each, alternately,
+//     A then B: /tmp/evhub-A bench -backend uring -workload
+//     pingpong-1,pingpong-64,pingpong-1000 -reps 3 -duration 1s -warmup
+//     250ms -micro 0): reactor-uring's server CPU per round trip at 1 / 64
+//     / 1,000 connections, bound 46.5 / 7.1 / 9.3 and 42.9 / 7.0 / 10.0
+//     µs, unbound 29.3 / 6.9 / 9.7 and 33.4 / 7.6 / 8.7 µs (raw liburing
+//     in the same runs 26.8-28.2 / 6.1-7.2 / 7.5-8.3). Locking the thread
+//     cost that at one connection with or without the rest (one run each:
+//     the bound ring with one-shot receives 49.4 µs, the usual ring on a
+//     locked thread 52.2 µs): the loop blocks in io_uring_enter once
+//     per round trip there, and a locked thread that blocks in a system
+//     call is, presumably, dearer for the runtime to hand its P back to
+//     (not profiled). With many connections the two are level within this
+//     machine's noise, so nothing pays for the loss.
 //   - IORING_SETUP_COOP_TASKRUN (with TASKRUN_FLAG; Linux 5.19, and
 //     without both on older kernels). A poll's wake-up runs as task work
 //     of the thread that submitted the request. By default the kernel

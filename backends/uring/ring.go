@@ -25,10 +25,8 @@ const (
 
 	setupCQSize   = 1 << 3
 	setupClamp    = 1 << 4
-	setupCoopTask = 1 << 8  // IORING_SETUP_COOP_TASKRUN
-	setupTaskFlag = 1 << 9  // IORING_SETUP_TASKRUN_FLAG
-	setupSingle   = 1 << 12 // IORING_SETUP_SINGLE_ISSUER
-	setupDefer    = 1 << 13 // IORING_SETUP_DEFER_TASKRUN
+	setupCoopTask = 1 << 8 // IORING_SETUP_COOP_TASKRUN
+	setupTaskFlag = 1 << 9 // IORING_SETUP_TASKRUN_FLAG
 
 	featSingleMmap = 1 << 0
 	featNoDrop     = 1 << 1
@@ -130,7 +128,6 @@ var (
 // used from the loop goroutine only (and by New and Close).
 type ring struct {
 	fd     int
-	flags  uint32 // the IORING_SETUP_ flags it was made with
 	sqMem  []byte // the SQ ring, and the CQ ring (IORING_FEAT_SINGLE_MMAP)
 	sqeMem []byte
 
@@ -193,18 +190,6 @@ func disabledSetting() string {
 // old kernel is an error wrapping errors.ErrUnsupported that names what is
 // missing.
 func newRing(sqEntries, cqEntries uint32) (*ring, error) {
-	return newRingFlags(sqEntries, cqEntries, setupCoopTask|setupTaskFlag)
-}
-
-// newBoundRing sets up a ring that only the calling thread may enter
-// (SINGLE_ISSUER), whose completions' task work waits for that thread's
-// next enter with GETEVENTS (DEFER_TASKRUN; TASKRUN_FLAG says when some
-// waits). Both need Linux 6.1; an older kernel refuses them (EINVAL).
-func newBoundRing(sqEntries, cqEntries uint32) (*ring, error) {
-	return newRingFlags(sqEntries, cqEntries, setupSingle|setupDefer|setupTaskFlag)
-}
-
-func newRingFlags(sqEntries, cqEntries, extra uint32) (*ring, error) {
 	if disabledSetting() == "2" {
 		// Setup would fail with EPERM; say why without trying.
 		return nil, unsupported("io_uring is disabled for every process (sysctl kernel.io_uring_disabled = 2)", nil)
@@ -215,18 +200,17 @@ func newRingFlags(sqEntries, cqEntries, extra uint32) (*ring, error) {
 	// the package documentation for what that IPI cost). TASKRUN_FLAG sets
 	// IORING_SQ_TASKRUN while such work waits, so that a look at the CQ
 	// that finds it empty knows an enter would fill it. Both need Linux
-	// 5.19; an older kernel refuses them (EINVAL) and gets a ring without
-	// (a bound ring's caller gets the error).
-	p := params{flags: setupCQSize | setupClamp | extra, cqEntries: cqEntries}
+	// 5.19; an older kernel refuses them (EINVAL) and gets a ring without.
+	p := params{flags: setupCQSize | setupClamp | setupCoopTask | setupTaskFlag, cqEntries: cqEntries}
 	fd, err := setupSyscall(sqEntries, &p)
-	if errors.Is(err, unix.EINVAL) && extra&setupSingle == 0 {
+	if errors.Is(err, unix.EINVAL) {
 		p = params{flags: setupCQSize | setupClamp, cqEntries: cqEntries}
 		fd, err = setupSyscall(sqEntries, &p)
 	}
 	if err != nil {
 		return nil, setupError(err)
 	}
-	r := &ring{fd: fd, flags: p.flags}
+	r := &ring{fd: fd}
 	unix.CloseOnExec(fd)
 	for _, f := range []struct {
 		bit  uint32

@@ -95,7 +95,6 @@ type Loop struct {
 	// Loop goroutine only from here on.
 	closed   bool
 	running  bool
-	bound    bool       // the ring is this thread's (RunOnThread): never yield it
 	readLive bool       // the eventfd read is in the kernel
 	yield    loop.Batch // the last iteration ran callbacks: Gosched before sleeping
 	spin     int        // looks without sleeping left before the next wait
@@ -309,11 +308,8 @@ func (l *Loop) iterate(block bool) int {
 	wait, timeout := false, int64(-1)
 	if block && l.cqi >= len(l.cqes) {
 		// Let the goroutines the last callbacks readied run before this
-		// thread sleeps with them in its P's run-next slot (a bound
-		// loop's thread does not yield: that would hand it over).
-		if !l.bound {
-			l.yield.Yield()
-		}
+		// thread sleeps with them in its P's run-next slot.
+		l.yield.Yield()
 		wait = true
 		if l.spin > 0 {
 			// Just after a busy iteration, look again without sleeping
