@@ -56,6 +56,12 @@ func (b *Batch) End() (skipped bool) {
 	return b.skipped.Swap(false)
 }
 
+// Skipped reports, and forgets, whether a wake-up was skipped since Begin
+// or its last call, while the batch goes on: the loop runs those posts
+// before it ends the batch, in the same iteration, instead of after one
+// more poll. Posts made after the call still mark the batch for End.
+func (b *Batch) Skipped() bool { return b.skipped.Swap(false) }
+
 // SkipWake reports whether the wake-up a Post asks for may be skipped
 // because a batch is running and its End will see the post. When it
 // returns false the caller wakes the loop.

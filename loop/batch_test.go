@@ -98,3 +98,20 @@ func TestBatchYieldsOnceAfterCallbacks(t *testing.T) {
 	assert.False(t, b.Yield(), "nothing ran since")
 	assert.Equal(t, 1, yields)
 }
+
+// TestBatchSkippedMidBatch: Skipped hands the loop the skipped wake-ups so
+// far and forgets them; those after it still reach End.
+func TestBatchSkippedMidBatch(t *testing.T) {
+	var b loop.Batch
+	b.Begin()
+	assert.False(t, b.Skipped(), "nothing skipped yet")
+	require.True(t, b.SkipWake())
+	assert.True(t, b.Skipped())
+	assert.False(t, b.Skipped(), "forgotten once reported")
+	assert.False(t, b.End(), "reported already: End has nothing left")
+	b.Begin()
+	require.True(t, b.SkipWake())
+	assert.True(t, b.Skipped())
+	require.True(t, b.SkipWake(), "a post after Skipped")
+	assert.True(t, b.End(), "End sees the post made after Skipped")
+}

@@ -400,7 +400,12 @@ func (l *Loop) iterate(block bool) bool {
 	if !l.closed && (timerFired || l.timers.Len() > 0) {
 		ran += l.timers.RunDue(time.Now())
 	}
-	if l.postsDue && !l.closed {
+	// Posts the callbacks made run now, before the next poll: a task a
+	// callback woke then reads its fd before libev, level-triggered,
+	// reports it again (which would find nobody waiting, disarm the fd
+	// and have the task's next wait arm it again: two epoll_ctl per
+	// round trip).
+	if (l.postsDue || l.batch.Skipped()) && !l.closed {
 		l.postsDue = false
 		ran += l.posts.Run()
 	}

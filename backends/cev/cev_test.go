@@ -189,6 +189,36 @@ func TestWatchLevelTriggered(t *testing.T) {
 	assert.ErrorIs(t, wt.Modify(loop.Readable), cev.ErrWatcherStopped)
 }
 
+// TestPostFromCallbackRunsBeforeNextPoll: what a callback posts runs in
+// the same iteration, before libev polls again, so that the reader it
+// stands for (a task woken by readiness) drains the fd before a
+// level-triggered poll reports it once more. The watcher fires exactly
+// once for one byte that the posted function reads.
+func TestPostFromCallbackRunsBeforeNextPoll(t *testing.T) {
+	l := newLoop(t)
+	r, w := pipe(t)
+	fired, drained := 0, 0
+	_, err := l.Watch(r, loop.Readable, func(loop.Events) {
+		fired++
+		require.NoError(t, l.Post(func() {
+			var buf [8]byte
+			if n, _ := unix.Read(r, buf[:]); n > 0 {
+				drained += n
+			}
+		}))
+	})
+	require.NoError(t, err)
+	_, err = unix.Write(w, []byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, l.RunOnce(true))
+	assert.Equal(t, 1, fired)
+	assert.Equal(t, 1, drained, "the post ran in the iteration whose callback made it")
+	for range 3 {
+		require.NoError(t, l.RunOnce(false))
+	}
+	assert.Equal(t, 1, fired, "the drained fd fired again")
+}
+
 func TestWatchHangUpIsReadiness(t *testing.T) {
 	l := newLoop(t)
 	var p [2]int
