@@ -211,12 +211,22 @@
 // at 1,000 the liburing server, which runs its ring with
 // SINGLE_ISSUER|DEFER_TASKRUN on a thread of its own (the Go loop cannot:
 // its goroutine moves between threads, see backends/uring), stays ahead.
-// Idle memory is the price, in RSS only: a receive's op in the loop
+// Idle memory was the price, in RSS only: a receive's op in the loop
 // holds less heap than a watch (40 B with its slot, against 48 B), but
 // the pages of the loop's provided buffers that receives have touched
-// stay (a fixed 0.5 MiB or so per loop, 128 × 16 KiB buffers mapped, the first page of each touched by
-// small messages: about 100 B per connection at 5,000). A server that
-// holds many idle connections and little traffic sets NoCompletion.
+// stay. With all 128 buffers in the ring from the start, the kernel took
+// them in turn and small messages touched the first page of each (0.5
+// MiB per loop: about 100 B per connection at 5,000); the ring now starts
+// with 8 and doubles only after an iteration in which a receive found it
+// empty (backends/uring), so a loop touches what its bursts need. Two
+// builds alternately, twice each (the command above with -backend uring
+// -workload idle-5000): reactor-uring 297-299 B per idle connection with
+// the full ring, 218-219 B with the growing one (raw liburing 457 B in
+// every run); the setup's 32 dials at a time took the ring to 32 buffers
+// (128 KiB touched, the loop's smaps). The rest is heap: 130 B of live
+// heap per connection (BenchmarkIdleHeap: the Conn's 80 B, the receive's
+// closure, op and slots) and the garbage of the slices that doubled while
+// the connections came.
 //
 // # Sockets
 //

@@ -19,9 +19,19 @@ import (
 // Completion I/O (loop.Completer): an IORING_OP_RECV per receiving
 // socket, its bytes landing in a buffer of the loop's provided-buffer
 // ring, and IORING_OP_SEND requests. The ring of buffers is made on the
-// first Recv: bufCount buffers of bufSize bytes (2 MiB, mapped, touched as
-// used) that every socket of the loop draws from, so an idle socket holds
-// none. A buffer goes back to the ring as soon as its callback returns.
+// first Recv: up to bufCount buffers of bufSize bytes (2 MiB, mapped,
+// touched as used) that every socket of the loop draws from, so an idle
+// socket holds none. A buffer goes back to the ring as soon as its
+// callback returns.
+//
+// The ring starts with bufStart buffers and doubles, up to bufCount, after
+// an iteration in which receives found it empty (ENOBUFS, then received
+// again). The kernel
+// takes buffers in ring order and a returned one goes to the back, so
+// every buffer in the ring is soon touched: a loop whose receives never
+// overlap touches bufStart buffers' first pages, not bufCount's
+// (TestBufRingGrowsOnDemand, BenchmarkIdleHeap of package reactor, and
+// the bench's idle rows).
 //
 // A receive is one-shot, submitted again with the next enter after each
 // completion, for the reason the level watches are one-shot polls: its
@@ -39,6 +49,7 @@ const (
 	bufGroup        = 0
 
 	bufCount = 128 // a power of two
+	bufStart = 8   // buffers in the ring at first
 	bufSize  = 16384
 
 	kindRecv = 4
@@ -56,6 +67,8 @@ type bufRing struct {
 	entries []byte // bufCount io_uring_buf {addr u64, len u32, bid u16, resv u16}; tail overlays resv of entry 0
 	bufs    []byte
 	tail    uint16
+	given   uint16 // buffers 0..given-1 have been handed to the kernel
+	short   bool   // a receive found the ring empty: grow before the next enter
 }
 
 // recvOp is one Recv, named by its slot in l.recvs and its generation,
@@ -115,12 +128,21 @@ func (l *Loop) setupBufs() error {
 		return os.NewSyscallError("io_uring_register", e)
 	}
 	br := &bufRing{entries: entries, bufs: bufs}
-	for i := range bufCount {
-		br.put(uint16(i))
-	}
-	br.publish()
+	br.grow(bufStart)
 	l.br = br
 	return nil
+}
+
+// grow hands the kernel n more buffers, never past bufCount.
+func (b *bufRing) grow(n int) {
+	n = min(n, bufCount-int(b.given))
+	for range n {
+		b.put(b.given)
+		b.given++
+	}
+	if n > 0 {
+		b.publish()
+	}
 }
 
 // put hands buffer bid back to the kernel (visible after publish).
@@ -354,8 +376,11 @@ func (l *Loop) completeRecv(c cqe) int {
 		cb(l.br.bufs[bid*bufSize:bid*bufSize+int(c.res)], nil)
 		return 1
 	case c.res == -int32(unix.ENOBUFS) && !more:
-		// Every buffer was in use: receive again; the buffers go back
-		// as their callbacks return.
+		// Every buffer was in use: receive again, after the ring has
+		// doubled (once per iteration, however many receives found it
+		// empty) while under bufCount; the buffers go back as their
+		// callbacks return.
+		l.br.short = true
 		l.armRecv(o)
 		return 0
 	}

@@ -334,3 +334,64 @@ func TestCompletionSyscallErrors(t *testing.T) {
 	}
 	assert.Equal(t, 1, calls, "a failed receive is reported once")
 }
+
+// TestBufRingGrowsOnDemand: receives that never overlap keep the ring at
+// its first bufStart buffers, so only their pages are ever touched; a
+// burst that finds the ring empty doubles it, and no byte is lost or
+// misdelivered on the way.
+func TestBufRingGrowsOnDemand(t *testing.T) {
+	l := newLoop(t)
+	a, b := pair(t)
+	var got []byte
+	_, err := l.Recv(a, func(p []byte, err error) {
+		if err == nil {
+			got = append(got, p...)
+		}
+	})
+	require.NoError(t, err)
+	var want []byte
+	for i := range 3 * bufCount {
+		msg := []byte("message " + strconv.Itoa(i) + ";")
+		want = append(want, msg...)
+		_, err := unix.Write(b, msg)
+		require.NoError(t, err)
+		runUntil(t, l, func() bool { return len(got) == len(want) })
+	}
+	assert.Equal(t, want, got)
+	require.NotNil(t, l.br)
+	assert.Equal(t, bufStart, int(l.br.given), "one receive at a time uses the first buffers only")
+
+	// A burst: every socket's receive completes before the loop hands
+	// any buffer back.
+	const n = 4 * bufStart
+	gotN := make([][]byte, n)
+	peers := make([]int, n)
+	for i := range n {
+		a, b := pair(t)
+		peers[i] = b
+		_, err := l.Recv(a, func(p []byte, err error) {
+			if err == nil {
+				gotN[i] = append(gotN[i], p...)
+			}
+		})
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.RunOnce(false)) // the receives go out
+	for i, b := range peers {
+		_, err := unix.Write(b, []byte("socket "+strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	runUntil(t, l, func() bool {
+		for i := range n {
+			if len(gotN[i]) < len("socket "+strconv.Itoa(i)) {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range n {
+		assert.Equal(t, "socket "+strconv.Itoa(i), string(gotN[i]))
+	}
+	assert.Greater(t, int(l.br.given), bufStart, "the burst found the ring empty and grew it")
+	assert.LessOrEqual(t, int(l.br.given), bufCount)
+}

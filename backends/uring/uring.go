@@ -305,6 +305,10 @@ func (l *Loop) leave() {
 // iterate is one iteration; it returns how many callbacks ran.
 func (l *Loop) iterate(block bool) int {
 	l.flushArms()
+	if l.br != nil && l.br.short {
+		l.br.short = false
+		l.br.grow(int(l.br.given))
+	}
 	wait, timeout := false, int64(-1)
 	if block && l.cqi >= len(l.cqes) {
 		// Let the goroutines the last callbacks readied run before this
