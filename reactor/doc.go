@@ -223,10 +223,12 @@
 // -workload idle-5000): reactor-uring 297-299 B per idle connection with
 // the full ring, 218-219 B with the growing one (raw liburing 457 B in
 // every run); the setup's 32 dials at a time took the ring to 32 buffers
-// (128 KiB touched, the loop's smaps). The rest is heap: 130 B of live
-// heap per connection (BenchmarkIdleHeap: the Conn's 80 B, the receive's
-// closure, op and slots) and the garbage of the slices that doubled while
-// the connections came.
+// (128 KiB touched, the loop's smaps). Then 197-198 B (against 211-219 B
+// in the same runs) once the loop's slot tables grew by fixed blocks
+// instead of doubling slices, whose outgrown arrays were garbage the heap
+// kept pages for. The rest is heap: 130 B of live heap per connection
+// (BenchmarkIdleHeap: the Conn's 80 B, the receive's closure, op and
+// slots), and the collector's headroom on it.
 //
 // # Sockets
 //

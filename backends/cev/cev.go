@@ -327,6 +327,8 @@ func (l *Loop) iterate(block bool) bool {
 			l.spin--
 			l.batch.Ran() // yield before each of these polls too
 			flags = C.EVRUN_NOWAIT
+		} else if l.timers.Len() == 0 {
+			flags = C.EVRUN_ONCE // no timer: no clock to read
 		} else if d, ok := l.timers.Timeout(time.Now()); ok {
 			if d <= 0 {
 				flags = C.EVRUN_NOWAIT

@@ -206,7 +206,8 @@
 // with completion, and its RSS per idle connection at 5,000 from 206-216
 // B to 333-401 B (the receive's op, and the touched pages of the provided
 // buffers, about 0.5 MiB per loop while all 128 were in the ring from the
-// start; 218-219 B since the ring grows on demand, compio.go); package
+// start; 218-219 B since the ring grows on demand, compio.go, and 197-198
+// B since the slot tables grow by blocks); package
 // reactor's documentation has every figure.
 //
 // # Figures

@@ -416,3 +416,37 @@ func BenchmarkSubmit(b *testing.B) {
 		})
 	}
 }
+
+// TestTableBlocks: slots across block edges keep their owners, freed
+// slots are reused with the generation their last owner left, and out of
+// range slots have no owner.
+func TestTableBlocks(t *testing.T) {
+	var tb table[int]
+	n := 2*tableBlock + 3
+	vals := make([]int, n)
+	for i := range n {
+		vals[i] = i
+		slot, gen := tb.add(&vals[i], 7)
+		require.Equal(t, int32(i), slot)
+		require.Equal(t, uint32(7), gen, "a new slot keeps its owner's generation")
+	}
+	assert.Len(t, tb.blocks, 3)
+	for i := range n {
+		require.Same(t, &vals[i], tb.get(int32(i)))
+	}
+	assert.Nil(t, tb.get(int32(n)))
+	assert.Nil(t, tb.get(-1))
+	tb.remove(tableBlock, 9)
+	assert.Nil(t, tb.get(tableBlock))
+	x := -1
+	slot, gen := tb.add(&x, 0)
+	assert.Equal(t, int32(tableBlock), slot, "the freed slot is reused")
+	assert.Equal(t, uint32(9), gen)
+	assert.Same(t, &x, tb.get(tableBlock))
+	seen := 0
+	tb.each(func(slot int32, v *int) {
+		require.Same(t, tb.get(slot), v)
+		seen++
+	})
+	assert.Equal(t, n, seen)
+}
