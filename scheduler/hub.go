@@ -25,7 +25,8 @@ var ErrHubClosed = fmt.Errorf("evhub: hub closed: %w", net.ErrClosed)
 // use.
 type Hub struct {
 	loop loop.Loop
-	edge loop.EdgeWatcher // non-nil when the loop can register edge-triggered
+	edge loop.EdgeWatcher    // non-nil when the loop can register edge-triggered
+	recv loop.BufferReceiver // non-nil when the loop receives into a reader's buffer
 
 	runDone chan struct{}
 	runErr  error
@@ -66,6 +67,9 @@ func New(l loop.Loop) (*Hub, error) {
 	h.runTasksFn = h.runTasks
 	if e, ok := l.(loop.EdgeWatcher); ok {
 		h.edge = e
+	}
+	if r, ok := l.(loop.BufferReceiver); ok && useRecvInto {
+		h.recv = r
 	}
 	go func() {
 		defer close(h.runDone)
