@@ -28,24 +28,3 @@ type Completer interface {
 	// issues the next once the previous one's cb has run.
 	Send(fd int, p []byte, cb func(n int, err error)) error
 }
-
-// BufferReceiver is an optional capability of a loop that receives into
-// the caller's own buffer, one receive at a time: a goroutine blocked in
-// Read has a buffer to fill, so the loop can have the kernel fill it and
-// the read(2) after readiness is saved. Methods are called from the loop
-// goroutine, and cb runs there.
-type BufferReceiver interface {
-	// RecvInto receives once on the non-blocking stream socket fd into p
-	// (len(p) > 0), waiting for bytes as long as it takes, and returns an
-	// id for CancelRecv. cb runs exactly once: with the count received (0
-	// at the end of the stream), or with the error (a *os.SyscallError;
-	// ECANCELED after CancelRecv), or with ErrClosed when the loop closes
-	// first. p must not be touched, nor let go, until cb runs: the kernel
-	// writes it until then.
-	RecvInto(fd int, p []byte, cb func(n int, err error)) (id uint64, err error)
-	// CancelRecv ends the receive id, if it has not completed: when it
-	// returns, the receive's cb has run (with what was received by then,
-	// if anything) and the kernel holds neither p nor the socket. An id
-	// whose cb has run already is ignored.
-	CancelRecv(id uint64)
-}

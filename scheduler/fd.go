@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -175,9 +174,6 @@ func (fd *netFD) Read(p []byte) (int, error) {
 		// reported all the same, where an edge registration would wait
 		// for the next arrival.
 		fd.drained = false
-		if fd.recvInto() {
-			return fd.recvRead(p)
-		}
 		if err := fd.pd.wait(modeRead); err != nil {
 			return 0, err
 		}
@@ -190,9 +186,6 @@ func (fd *netFD) Read(p []byte) (int, error) {
 				continue
 			}
 			if err == syscall.EAGAIN {
-				if fd.recvInto() {
-					return fd.recvRead(p)
-				}
 				if err = fd.pd.wait(modeRead); err == nil {
 					continue
 				}
@@ -208,26 +201,6 @@ func (fd *netFD) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-}
-
-// recvInto reports whether Read waits through the loop's receive into
-// its buffer: on a stream socket (not a pipe or a terminal, which a
-// socket receive refuses) of a hub whose loop offers it.
-func (fd *netFD) recvInto() bool {
-	return fd.pd.h.recv != nil && fd.sotype == syscall.SOCK_STREAM && fd.family != unix.AF_UNSPEC
-}
-
-// recvRead is Read's wait through the loop's receive into p.
-func (fd *netFD) recvRead(p []byte) (int, error) {
-	n, err := fd.pd.recvWait(p)
-	var se *os.SyscallError
-	switch {
-	case err == nil:
-		fd.drained = n < len(p)
-	case errors.As(err, &se):
-		err = os.NewSyscallError("read", se.Err) // what net's read(2) says
-	}
-	return n, err
 }
 
 func (fd *netFD) Write(p []byte) (int, error) {

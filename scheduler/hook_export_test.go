@@ -128,7 +128,6 @@ func short(p []byte, f Fault) []byte {
 }
 
 func init() {
-	useRecvInto = false // the faults sit on read(2)
 	sw := Faults
 	realSocket, realAccept, realConnect := socketFunc, acceptFunc, connectFunc
 	realRead, realWrite, realRecvfrom, realSendto := readFunc, writeFunc, recvfromFunc, sendtoFunc

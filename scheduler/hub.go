@@ -25,8 +25,7 @@ var ErrHubClosed = fmt.Errorf("evhub: hub closed: %w", net.ErrClosed)
 // use.
 type Hub struct {
 	loop loop.Loop
-	edge loop.EdgeWatcher    // non-nil when the loop can register edge-triggered
-	recv loop.BufferReceiver // non-nil when the loop receives into a reader's buffer
+	edge loop.EdgeWatcher // non-nil when the loop can register edge-triggered
 
 	runDone chan struct{}
 	runErr  error
@@ -67,9 +66,6 @@ func New(l loop.Loop) (*Hub, error) {
 	h.runTasksFn = h.runTasks
 	if e, ok := l.(loop.EdgeWatcher); ok {
 		h.edge = e
-	}
-	if r, ok := l.(loop.BufferReceiver); ok && useRecvInto {
-		h.recv = r
 	}
 	go func() {
 		defer close(h.runDone)

@@ -143,11 +143,6 @@ type pollDesc struct {
 	armFn      [2]func()
 	registerFn func()
 
-	// The receive into a reader's buffer (recvinto.go), on a loop that
-	// offers it.
-	recv         recvState
-	recvDoneFlag atomic.Bool
-
 	// Loop goroutine only.
 	w     loop.IOWatcher
 	armed loop.Events
@@ -163,9 +158,6 @@ func (pd *pollDesc) init(h *Hub, fd int) {
 		pd.registerFn = pd.registerEdge
 	} else {
 		pd.armFn = [2]func(){pd.armRead, pd.armWrite}
-	}
-	if h.recv != nil {
-		pd.initRecv()
 	}
 }
 
@@ -416,7 +408,6 @@ func (pd *pollDesc) setDeadline(t time.Time, read, write bool) {
 // closed, so a reused fd number never receives this watcher's events.
 func (pd *pollDesc) deregister() {
 	pd.dead = true
-	pd.cancelRecv()
 	if pd.w != nil {
 		_ = pd.w.Stop()
 		pd.w = nil

@@ -44,7 +44,6 @@ const (
 
 	sqeBufferSelect = 1 << 5 // IOSQE_BUFFER_SELECT
 	recvMultishot   = 1 << 1 // IORING_RECV_MULTISHOT, in sqe.ioprio
-	recvPollFirst   = 1 << 0 // IORING_RECVSEND_POLL_FIRST, in sqe.ioprio
 	cqeFBuffer      = 1 << 0 // IORING_CQE_F_BUFFER
 	registerPbuf    = 22     // IORING_REGISTER_PBUF_RING
 	bufGroup        = 0
@@ -53,16 +52,13 @@ const (
 	bufStart = 8   // buffers in the ring at first
 	bufSize  = 16384
 
-	kindRecv     = 4
-	kindRecvInto = 6
-	kindSend     = 5
+	kindRecv = 4
+	kindSend = 5
 )
 
 // recvMulti makes Recv's request multishot (IORING_RECV_MULTISHOT); only
 // BenchmarkEcho sets it, to measure that variant.
 var recvMulti = false
-
-var pollFirstOn = os.Getenv("EVHUB_POLLFIRST") == "1"
 
 // bufRing is the provided-buffer ring: the ring of io_uring_buf entries
 // the kernel takes buffers from, and the buffers, both mapped anonymously
@@ -95,7 +91,6 @@ type sendOp struct {
 	p    *byte // the first byte sent: the buffer stays reachable until the completion
 	slot int32
 	gen  uint32
-	recv bool // a RecvInto's
 }
 
 // opData is the user_data of a request of kind for the slot and
@@ -345,99 +340,16 @@ func (l *Loop) completeSend(c cqe) int {
 	o.gen = (o.gen + 1) & genMask
 	l.sends.remove(o.slot, o.gen)
 	cb := o.send
-	o.send, o.p, o.recv = nil, nil, false
+	o.send, o.p = nil, nil
 	if len(l.spareSends) < 64 {
 		l.spareSends = append(l.spareSends, o)
 	}
-	op := "send"
-	if c.userData>>56 == kindRecvInto {
-		op = "recv"
-		l.recvInto--
-	}
 	if c.res < 0 {
-		cb(0, os.NewSyscallError(op, unix.Errno(-c.res)))
+		cb(0, os.NewSyscallError("send", unix.Errno(-c.res)))
 	} else {
 		cb(int(c.res), nil)
 	}
 	return 1
-}
-
-// RecvInto receives on fd into p with an IORING_OP_RECV; see
-// loop.BufferReceiver. Its op is a send's (a callback and the buffer it
-// keeps reachable), in the same table.
-func (l *Loop) RecvInto(fd int, p []byte, cb func(n int, err error)) (uint64, error) {
-	switch {
-	case l.closed:
-		return 0, fmt.Errorf("uring: recv fd %d: %w", fd, loop.ErrClosed)
-	case fd < 0 || fd > math.MaxInt32:
-		return 0, fmt.Errorf("uring: recv fd %d: %w", fd, os.NewSyscallError("fcntl", unix.EBADF))
-	case cb == nil:
-		return 0, fmt.Errorf("uring: recv fd %d: nil callback: %w", fd, os.ErrInvalid)
-	case len(p) == 0 || len(p) > math.MaxInt32:
-		return 0, fmt.Errorf("uring: recv fd %d: %d bytes: %w", fd, len(p), os.ErrInvalid)
-	}
-	o := l.spareSend()
-	o.send, o.p, o.recv = cb, &p[0], true
-	o.slot, o.gen = l.sends.add(o, o.gen)
-	s := l.sqe()
-	s.opcode = opRecv
-	s.fd = int32(fd)
-	s.addr = uint64(uintptrOf(&p[0]))
-	s.len = uint32(len(p))
-	if pollFirstOn {
-		s.ioprio = recvPollFirst
-	}
-	s.userData = opData(kindRecvInto, o.slot, o.gen)
-	l.inflight++
-	l.recvInto++
-	return s.userData, nil
-}
-
-// CancelRecv cancels the receive id and waits for its completion, which
-// it dispatches; see loop.BufferReceiver. The wait is awaitRecv's, for
-// the same reason: the request holds the fd's file, and the caller's
-// buffer, until it completes.
-func (l *Loop) CancelRecv(id uint64) {
-	if l.closed || l.r == nil || id>>56 != kindRecvInto {
-		return
-	}
-	o := l.sends.get(int32(uint32(id)))
-	if o == nil || opData(kindRecvInto, o.slot, o.gen) != id || o.send == nil {
-		return
-	}
-	q := l.sqe()
-	q.opcode = opAsyncCancel
-	q.addr = id
-	q.userData = ignoreData
-	l.submitNow()
-	var last cqe
-	found := false
-	take := func(c *cqe) {
-		if !found && c.userData == id {
-			last, found = *c, true
-			c.userData = ignoreData
-		}
-	}
-	for i := 0; !found && i < 2000; i++ {
-		for j := l.cqi; j < len(l.cqes); j++ {
-			take(&l.cqes[j])
-		}
-		l.r.each(take)
-		if found || l.closed {
-			break
-		}
-		if l.r.overflowed() {
-			l.submit(false, -1)
-			continue
-		}
-		if i > 0 {
-			time.Sleep(10 * time.Microsecond)
-		}
-		l.submit(false, -1) // runs this thread's task work
-	}
-	if found {
-		l.completeSend(last)
-	}
 }
 
 // completeRecv handles the completion of a Recv and reports whether a
@@ -499,7 +411,4 @@ func (l *Loop) giveBack(bid uint16) {
 	l.br.publish()
 }
 
-var (
-	_ loop.Completer      = (*Loop)(nil)
-	_ loop.BufferReceiver = (*Loop)(nil)
-)
+var _ loop.Completer = (*Loop)(nil)

@@ -108,11 +108,7 @@ type Loop struct {
 	recvs      table[recvOp]
 	sends      table[sendOp]
 	spareSends []*sendOp // finished Sends, for reuse
-	inflight   int       // Sends and RecvIntos in the kernel
-	recvInto   int       // RecvIntos in the kernel
-	// closedRecvs are the callbacks of the RecvIntos in flight when the
-	// loop closed: release runs them with loop.ErrClosed.
-	closedRecvs []func(n int, err error)
+	inflight   int       // Sends in the kernel
 }
 
 // table names what has requests in the kernel (watchers, receives,
@@ -541,7 +537,7 @@ func (l *Loop) complete(c cqe) int {
 	case kindWatch:
 	case kindRecv:
 		return l.completeRecv(c)
-	case kindSend, kindRecvInto:
+	case kindSend:
 		return l.completeSend(c)
 	default:
 		return 0
@@ -634,18 +630,7 @@ func (l *Loop) Close() error {
 	})
 	l.arms = nil
 	l.recvs.each(func(_ int32, o *recvOp) { o.recv = nil })
-	l.sends.each(func(_ int32, o *sendOp) {
-		if o.recv {
-			// Told after release, once the kernel is done with its buffer.
-			l.closedRecvs = append(l.closedRecvs, o.send)
-		}
-		o.send = nil
-	})
-	for _, c := range l.cqes[l.cqi:] {
-		if c.userData>>56 == kindRecvInto {
-			l.recvInto-- // completed, never to be dispatched
-		}
-	}
+	l.sends.each(func(_ int32, o *sendOp) { o.send = nil })
 	if l.running {
 		l.stopReq.Store(true)
 		return nil // leave releases
@@ -671,21 +656,17 @@ func (l *Loop) release() error {
 		}
 		// Bounded: every request is cancelled at once, or completes.
 		deadline := time.Now().Add(time.Second)
-		// A RecvInto's buffer is its caller's: the kernel must be done
-		// with it before release returns.
-		for (!cancelled || l.readLive || l.recvInto > 0) && time.Now().Before(deadline) {
+		for (!cancelled || l.readLive) && time.Now().Before(deadline) {
 			if err := l.r.enter(true, int64(10*time.Millisecond)); err != nil {
 				errs = append(errs, err)
 				break
 			}
 			for _, c := range l.r.reap(nil, 0) {
-				switch {
-				case c.userData == wakeData:
+				switch c.userData {
+				case wakeData:
 					l.readLive = false
-				case c.userData == cancelAllData:
+				case cancelAllData:
 					cancelled = true
-				case c.userData>>56 == kindRecvInto:
-					l.recvInto--
 				}
 			}
 		}
@@ -699,11 +680,7 @@ func (l *Loop) release() error {
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
 	l.watches, l.recvs, l.sends = table[watcher]{}, table[recvOp]{}, table[sendOp]{}
 	l.cqes, l.cqi = nil, 0
-	l.spareSends, l.inflight, l.recvInto = nil, 0, 0
-	for _, cb := range l.closedRecvs {
-		cb(0, loop.ErrClosed)
-	}
-	l.closedRecvs = nil
+	l.spareSends, l.inflight = nil, 0
 	if l.br != nil {
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
 		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))
