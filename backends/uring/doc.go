@@ -210,6 +210,41 @@
 // B since the slot tables grow by blocks); package
 // reactor's documentation has every figure.
 //
+// # Why the scheduler does not use completion I/O
+//
+// A goroutine blocked in Read has a buffer of its own, so the loop could
+// have the kernel receive into it (IORING_OP_RECV into the reader's
+// buffer, no provided buffer) instead of reporting readiness and leaving
+// the read(2) to the goroutine: one system call fewer per wait, and a
+// system call costs about 1 µs on these VMs (a getppid loop). Commit
+// 610a2fa built that (loop.BufferReceiver: RecvInto, and a CancelRecv
+// that waits for the receive to end, since the kernel writes the caller's
+// buffer until then; stream Reads used it, passed the socket and
+// cooperative suites on this loop) and e65544b took it out, because the
+// bench did not move. evhub-uring's server CPU per round trip at 1 / 64 /
+// 1,000 connections (go build -tags cev,uring -o /tmp/evhub-R ./cmd/evhub
+// at 610a2fa; EVHUB_NO_RECVINTO=1 and =0 alternately, twice each:
+// /tmp/evhub-R bench -backend uring -workload
+// pingpong-1,pingpong-64,pingpong-1000 -reps 3 -duration 1s -warmup
+// 250ms -micro 0; 2-core VM, otherwise quiet):
+//
+//	readiness, then read(2)    23.6 / 10.2 / 11.6     23.6 / 10.4 / 11.8 µs
+//	receive into the buffer    24.0 / 10.6 / 11.6     23.0 / 10.4 / 11.2 µs
+//	the same, POLL_FIRST       23.2 / 10.2 / 11.5     23.2 / 10.4 / 11.3 µs
+//
+// (raw liburing 20.8-21.5 / 9.5-9.7 / 10.1-10.4 µs in those runs). The
+// CPU profile says where the saving went (EVHUB_BENCH_CPUPROFILE=/tmp/prf
+// with -workload pingpong-64 -reps 1 -duration 8s; go tool pprof -top):
+// with readiness, read(2) took 25% of the server's CPU, write(2) 57% and
+// io_uring_enter 7%; with the receive, read(2) was gone and write(2) took
+// 69%, io_uring_enter 14%. The receive's work is the same TCP work, run
+// as task work at the thread's next entry into the kernel, which in an
+// echo is the write; what a system call's entry costs is not where the
+// time goes. A Read would also need a Post per wait (a level watch stays
+// armed across waits and needs none) and a synchronous cancellation on
+// every deadline and Close. Hub sockets therefore wait on readiness on
+// every loop.
+//
 // # Figures
 //
 // Server CPU per 64-byte round trip (µs) and server memory per idle
