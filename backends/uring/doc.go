@@ -232,9 +232,10 @@
 //	receive into the buffer    24.0 / 10.6 / 11.6     23.0 / 10.4 / 11.2 µs
 //	the same, POLL_FIRST       23.2 / 10.2 / 11.5     23.2 / 10.4 / 11.3 µs
 //
-// (raw liburing 20.8-21.5 / 9.5-9.7 / 10.1-10.4 µs in those runs). The
-// CPU profile says where the saving went (EVHUB_BENCH_CPUPROFILE=/tmp/prf
-// with -workload pingpong-64 -reps 1 -duration 8s; go tool pprof -top):
+// (raw liburing 20.8-21.5 / 9.5-9.7 / 10.1-10.4 µs in three of those
+// runs). The CPU profile says where the saving went
+// (EVHUB_BENCH_CPUPROFILE=/tmp/prf with -workload pingpong-64 -reps 1
+// -duration 8s; go tool pprof -top):
 // with readiness, read(2) took 25% of the server's CPU, write(2) 57% and
 // io_uring_enter 7%; with the receive, read(2) was gone and write(2) took
 // 69%, io_uring_enter 14%. The receive's work is the same TCP work, run
