@@ -26,12 +26,10 @@ import (
 //
 // The ring starts with bufStart buffers and doubles, up to bufCount, after
 // an iteration in which receives found it empty (ENOBUFS, then received
-// again). The kernel
-// takes buffers in ring order and a returned one goes to the back, so
-// every buffer in the ring is soon touched: a loop whose receives never
-// overlap touches bufStart buffers' first pages, not bufCount's
-// (TestBufRingGrowsOnDemand, BenchmarkIdleHeap of package reactor, and
-// the bench's idle rows).
+// again). The kernel takes buffers in ring order and a returned one goes
+// to the back, so every buffer in the ring is soon touched: a loop whose
+// receives never overlap touches bufStart buffers' first pages, not
+// bufCount's (TestBufRingGrowsOnDemand; the bench's idle rows).
 //
 // A receive is one-shot, submitted again with the next enter after each
 // completion, for the reason the level watches are one-shot polls: its
