@@ -450,3 +450,24 @@ func TestTableBlocks(t *testing.T) {
 	})
 	assert.Equal(t, n, seen)
 }
+
+// BenchmarkSyscall is what a system call costs on its own here, the
+// figure the package documentation weighs a saved read(2) against:
+// getppid (no work in the kernel) and a read(2) of an empty socket
+// (EAGAIN).
+func BenchmarkSyscall(b *testing.B) {
+	b.Run("getppid", func(b *testing.B) {
+		for range b.N {
+			unix.Getppid()
+		}
+	})
+	b.Run("read-EAGAIN", func(b *testing.B) {
+		a, _ := pair(b)
+		buf := make([]byte, 64)
+		for range b.N {
+			if _, err := unix.Read(a, buf); err != unix.EAGAIN {
+				b.Fatalf("read of an empty socket: %v, want EAGAIN", err)
+			}
+		}
+	})
+}
