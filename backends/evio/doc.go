@@ -92,24 +92,23 @@
 //     error), so a conn whose peer only half-closed it could not answer.
 //     After each read that drained the socket, a MSG_PEEK recv (0.7 µs)
 //     finds a queued EOF or error before evio reads it, and the stream
-//     leaves evio's poller and lives on its duplicate (detached); if evio
-//     read the EOF or error first, fcntl(F_DUPFD) can take back its
-//     just-closed fd number only while no one reused it, to delete the
-//     stale registration. A detached stream is a [loop.DirectReadStream]:
-//     the scheduler reads it directly, so what reads return after the
-//     EOF (a reset, bytes after CloseRead) is the kernel's answer, as on
-//     net. Writability of such a stream is waited for with poll(2) by a
-//     goroutine, in 10 ms slices (TestHalfClose). What cannot be matched:
-//     evio reads the EOF or reset first whenever nothing was queued
-//     before it (an idle stream that reads, or a paused one on a hang-up,
-//     which epoll reports whatever the mask), and closes its fd; if
-//     another thread took that fd number before the Closed callback, the
-//     stale epoll registration cannot be deleted, and the stream ends as
-//     evio ended it: writes fail with EPIPE ("evio closed the connection
-//     at the peer's EOF") where net's may still succeed, CloseWrite and
-//     CloseRead with net.ErrClosed where net's kernel answers. The
-//     differential fuzzer meets it a few times in a thousand sequences
-//     with 8 workers opening sockets meanwhile (docs/reliability.md).
+//     leaves evio's poller and lives on its duplicate (detached). evio
+//     reads the EOF or reset first whenever nothing was queued before it
+//     (an idle stream that reads, or a paused one on a hang-up, which
+//     epoll reports whatever the mask), and closes its fd without
+//     deleting its epoll registration, which the duplicate keeps alive:
+//     fcntl(F_DUPFD) takes back the just-closed number to delete it, and
+//     if another thread took the number first, a thread of the backend's
+//     own deletes it through a private copy of the descriptor table
+//     (unshare(CLONE_FILES), then dup3 and EPOLL_CTL_DEL there; the
+//     thread ends with its goroutine; TestSalvageAfterFDReuse). Only
+//     where unshare is refused does the stream end as evio ended it:
+//     writes fail with EPIPE ("evio closed the connection at the peer's
+//     EOF") where net's may still succeed. A detached stream is a
+//     [loop.DirectReadStream]: the scheduler reads it directly, so what
+//     reads return after the EOF (a reset, bytes after CloseRead) is the
+//     kernel's answer, as on net. Writability of such a stream is waited
+//     for with poll(2) by a goroutine, in 10 ms slices (TestHalfClose).
 //   - CloseRead: a shutdown(SHUT_RD) queues an EOF that evio would read
 //     and take for the peer's, so the stream first leaves evio's poller
 //     (on the evio goroutine, where evio cannot read in between) and is

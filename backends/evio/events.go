@@ -256,9 +256,11 @@ func (sv *server) detachLocked(st *stream) bool {
 // epoll registration of (socket, N), which would report the EOF for ever.
 // fcntl(F_DUPFD, N) returns N itself only while N is still free — it never
 // clobbers a descriptor another goroutine opened meanwhile — and with it
-// the stale registration is deleted. The stream then lives on its
-// duplicate alone (detached). If N was taken, the stream ends as evio
-// ended it (writes fail with EPIPE). A socket error evio's read took
+// the stale registration is deleted; if another thread took N meanwhile,
+// deleteStale deletes it through a private descriptor table. The stream
+// then lives on its duplicate alone (detached). Only if that fails
+// (unshare refused) does the stream end as evio ended it (writes fail
+// with EPIPE). A socket error evio's read took
 // (err, the peer's reset) is the kernel's to report once: the detached
 // stream reports it to the next read or write. Evio goroutine, in Closed.
 func (sv *server) salvage(st *stream, err error) bool {
@@ -274,16 +276,22 @@ func (sv *server) salvage(st *stream, err error) bool {
 	if st.closeReq || st.dfd < 0 {
 		return false
 	}
+	if beforeSalvage != nil {
+		beforeSalvage(sv.epfd, int(st.fd))
+	}
 	n, ferr := unix.FcntlInt(uintptr(st.dfd), unix.F_DUPFD_CLOEXEC, int(st.fd))
 	if ferr != nil {
 		return false
 	}
-	if n != int(st.fd) {
+	if n == int(st.fd) {
+		_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, n, nil)
 		_ = unix.Close(n)
-		return false
+	} else {
+		_ = unix.Close(n)
+		if deleteStale(sv.epfd, int(st.fd), int(st.dfd)) != nil {
+			return false
+		}
 	}
-	_ = unix.EpollCtl(sv.epfd, unix.EPOLL_CTL_DEL, n, nil)
-	_ = unix.Close(n)
 	st.detached, st.gone = true, true
 	st.setPendErrLocked(err)
 	sv.l.rememberDetached(st)
@@ -292,6 +300,11 @@ func (sv *server) salvage(st *stream, err error) bool {
 	}
 	return true
 }
+
+// beforeSalvage, set only by tests, runs in salvage with evio's poller
+// and the number evio has just closed: a test takes the number, as
+// another thread might.
+var beforeSalvage func(epfd, fd int)
 
 // postE delivers e to the loop from the evio goroutine (or, while the
 // server stops, the Serve goroutine). With one P the loop goroutine it

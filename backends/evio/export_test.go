@@ -38,3 +38,11 @@ func StealWakes() (undo func()) {
 	}
 	return func() { afterWake = nil }
 }
+
+// OnSalvage makes f run when a stream whose fd evio closed at the peer's
+// EOF is about to be kept open, with evio's poller and the closed number.
+// Set it before the hub opens. It returns the undo.
+func OnSalvage(f func(epfd, fd int)) (undo func()) {
+	beforeSalvage = f
+	return func() { beforeSalvage = nil }
+}
