@@ -83,7 +83,10 @@ import (
 //     100 ms bound let a second write after a provoked RST succeed on
 //     one side of a -race run of the whole test suite and fail on the
 //     other): how soon a FIN or RST is processed is timing on a loaded
-//     machine.
+//     machine. A tcp Close of an end with bytes unread resets the
+//     connection: the next operation waits (at most 1 s) until the peer's
+//     fd reports the RST, which the POLLRDHUP of a FIN sent before it
+//     (an earlier CloseWrite) does not show.
 //     (Off Linux, 1 ms passes instead.) A unix socket has no RST in
 //     flight (its peer's close or shutdown is the kernel's state at
 //     once), so its writes wait for nothing; a Close that releases a
@@ -732,11 +735,15 @@ func (s *fuzzSide) streamOp(op byte, e, peer *fuzzEnd, dec *decoder) string {
 		return fmt.Sprintf("%s %s: %s", e.name, what, s.err(err))
 	case 6: // Close
 		s.markUnreadClose(e, peer)
+		resets := s.network == "tcp" && !e.closed && len(e.inbox) > 0
 		err := e.c.Close()
 		if !e.closed {
 			e.closed, peer.peerGone = true, true
 		}
 		s.settle(e, false)
+		if resets && !peer.closed && peer.c != nil {
+			waitHangup(peer.c, true, rstWait) // rule 6: the RST, not only a FIN before it
+		}
 		return fmt.Sprintf("%s Close: %s", e.name, s.err(err))
 	case 7: // a read parked until something ends it
 		return s.parkedRead(e, peer, dec.byte())

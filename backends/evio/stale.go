@@ -18,10 +18,25 @@ import (
 // (dup3 drops only the copy's reference to the other file), deletes the
 // registration, and ends with its goroutine: the runtime ends a thread
 // locked to a goroutine that exits, and starts no thread from a locked
-// one, so the private table reaches no other code. One thread per call;
-// it runs only when another thread reused the number in the moment
-// between evio's close and its Closed callback.
+// one, so the private table reaches no other code. While it lives, the
+// copy holds a reference to every file the process had open: a socket
+// another goroutine closes in those microseconds reaches its peer when
+// the thread ends. One thread per call; it runs only when another thread
+// reused the number in the moment between evio's close and its Closed
+// callback.
 func deleteStale(epfd, fd, dfd int) error {
+	return inPrivateTable(func() error {
+		if err := unix.Dup3(dfd, fd, unix.O_CLOEXEC); err != nil {
+			return err
+		}
+		return unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	})
+}
+
+// inPrivateTable runs f on a thread of its own that has a private copy of
+// the descriptor table, and returns f's error, or unshare's. The thread
+// is never unlocked: it ends with f's goroutine.
+func inPrivateTable(f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -29,7 +44,7 @@ func deleteStale(epfd, fd, dfd int) error {
 			// The runtime keeps the main thread when its goroutine exits
 			// locked, so it must not hold a private table: another
 			// thread does it while this one stays locked.
-			errc <- deleteStale(epfd, fd, dfd)
+			errc <- inPrivateTable(f)
 			runtime.UnlockOSThread()
 			return
 		}
@@ -38,12 +53,7 @@ func deleteStale(epfd, fd, dfd int) error {
 			errc <- err
 			return
 		}
-		// From here the thread is never unlocked: it ends with this goroutine.
-		if err := unix.Dup3(dfd, fd, unix.O_CLOEXEC); err != nil {
-			errc <- err
-			return
-		}
-		errc <- unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		errc <- f()
 	}()
 	return <-errc
 }
