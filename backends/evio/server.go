@@ -237,6 +237,7 @@ func (l *Loop) startServer(network, address string, h loop.StreamHandler) (*serv
 // holds the table /proc/self/fd shows, and Go parks a locked main thread
 // for ever instead of ending it.
 func (sv *server) serve(events evio.Events, addrs ...string) {
+	prepareCopies()
 	runtime.LockOSThread()
 	if unix.Gettid() == unix.Getpid() {
 		// While this goroutine holds the main thread, the new one must
@@ -345,6 +346,7 @@ func (sv *server) isolate() {
 	}
 	sv.sharedClose = append(sv.sharedClose, sv.lnFDs...)
 	sv.sharedClose = append(sv.sharedClose, sv.kickLnFDs...)
+	dropCopied(sv.sharedClose...) // evio still closes these, here
 }
 
 // awaitServeParked waits, for at most d, until evio's Serve goroutine is

@@ -3,7 +3,12 @@
 package evio
 
 import (
+	"os"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,14 +23,13 @@ import (
 // (dup3 drops only the copy's reference to the other file), deletes the
 // registration, and ends with its goroutine: the runtime ends a thread
 // locked to a goroutine that exits, and starts no thread from a locked
-// one, so the private table reaches no other code. While it lives, the
-// copy holds a reference to every file the process had open: a socket
-// another goroutine closes in those microseconds reaches its peer when
-// the thread ends. One thread per call; it runs only when another thread
-// reused the number in the moment between evio's close and its Closed
-// callback.
+// one, so the private table reaches no other code; it first drops what it
+// copied (dropCopied). One thread per call; it runs only when another
+// thread reused the number in the moment between evio's close and its
+// Closed callback.
 func deleteStale(epfd, fd, dfd int) error {
 	return inPrivateTable(func() error {
+		dropCopied(epfd, dfd)
 		if err := unix.Dup3(dfd, fd, unix.O_CLOEXEC); err != nil {
 			return err
 		}
@@ -56,4 +60,71 @@ func inPrivateTable(f func() error) error {
 		errc <- f()
 	}()
 	return <-errc
+}
+
+// A private copy of the descriptor table holds a reference to every file
+// the process had open when it was made: a socket another goroutine closes
+// while the copy lives stays open, its peer seeing neither FIN nor EOF nor
+// the end of a unix stream, until the copy goes. So a copy that lives on
+// (isolate's, through evio's last closes) drops at once everything it does
+// not need, with close_range(2): one system call per gap between the
+// descriptors it keeps. It keeps those of the process that were not
+// sockets when the first evio server started (standard I/O, and the Go
+// runtime's poller and the eventfd that wakes it: the thread's exit may
+// wake the poller, and a failed wake-up is fatal to the runtime) and the
+// ones its caller names. Measured with the differential fuzzer (evhub
+// fuzz -backend evio -ops 200000 -seed 21 -keep-going): holding the copy
+// 1 ms longer multiplied its divergences by about five.
+var copyKeep struct {
+	once sync.Once
+	fds  []int // sorted; nil when they could not be listed
+}
+
+// prepareCopies lists, once, the descriptors private copies keep.
+func prepareCopies() {
+	copyKeep.once.Do(func() {
+		// The runtime creates its poller with the first pollable file.
+		if r, w, err := os.Pipe(); err == nil {
+			_, _ = r.Close(), w.Close()
+		}
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return
+		}
+		fds := []int{0, 1, 2}
+		for _, e := range ents {
+			fd, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			target, err := os.Readlink("/proc/self/fd/" + e.Name())
+			if err == nil && !strings.HasPrefix(target, "socket:") {
+				fds = append(fds, fd)
+			}
+		}
+		slices.Sort(fds)
+		copyKeep.fds = slices.Compact(fds)
+	})
+}
+
+// dropCopied closes, in the calling thread's private copy of the
+// descriptor table, every descriptor but the kept ones and keep. It does
+// nothing unless prepareCopies listed them.
+func dropCopied(keep ...int) {
+	if copyKeep.fds == nil {
+		return
+	}
+	all := slices.Concat(copyKeep.fds, keep)
+	slices.Sort(all)
+	next := 0
+	for _, fd := range all {
+		if fd < next {
+			continue
+		}
+		if fd > next {
+			_ = unix.CloseRange(uint(next), uint(fd-1), 0)
+		}
+		next = fd + 1
+	}
+	_ = unix.CloseRange(uint(next), ^uint(0), 0)
 }

@@ -1,0 +1,59 @@
+//go:build linux
+
+package evio
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// TestDropCopied: while a thread holds a private copy of the descriptor
+// table, a socket the process closes must still reach its peer at once
+// (dropCopied dropped the copy's reference), what the caller keeps stays
+// open in the copy, and the thread, a Go thread that goes on running Go
+// code (a timer here, which may wake the runtime's poller), ends cleanly.
+func TestDropCopied(t *testing.T) {
+	prepareCopies()
+	require.NotNil(t, copyKeep.fds, "the descriptors to keep were not listed")
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	kept, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer func() { _, _, _ = unix.Close(sp[1]), unix.Close(kept[0]), unix.Close(kept[1]) }()
+
+	ready, release := make(chan bool, 1), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- inPrivateTable(func() error {
+			dropCopied(kept[0])
+			var st unix.Stat_t
+			ready <- unix.Fstat(kept[0], &st) == nil
+			<-release // the private table lives on meanwhile
+			time.Sleep(time.Millisecond)
+			return nil
+		})
+	}()
+	defer func() {
+		close(release)
+		assert.NoError(t, <-done)
+	}()
+	select {
+	case ok := <-ready:
+		assert.True(t, ok, "the descriptor asked for was closed in the private table")
+	case err := <-done:
+		t.Fatalf("no private descriptor table: %v", err)
+	}
+
+	require.NoError(t, unix.Close(sp[0]))
+	pfd := []unix.PollFd{{Fd: int32(sp[1]), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 2000)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the peer of a closed socket saw nothing while a private table lived")
+	m, err := unix.Read(sp[1], make([]byte, 1))
+	require.NoError(t, err)
+	assert.Equal(t, 0, m, "the peer should read EOF")
+}
