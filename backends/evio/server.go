@@ -326,16 +326,16 @@ func (sv *server) finish(err error) {
 // close its poller and then each listening fd twice (syscall.Close, then
 // os.File.Close of the same number), and the second close hits whatever
 // descriptor another goroutine opened in between. So the goroutine locks
-// its thread (from the start: serve) and gives it a private copy of the
-// descriptor table (unshare(CLONE_FILES); Go's runtime starts no thread
-// from a locked one, and ends a locked thread with its goroutine),
+// its thread (from the start: serve) and gives it a private descriptor
+// table that holds none of them (unshareKept; Go's runtime starts no
+// thread from a locked one, and ends a locked thread with its goroutine),
 // where evio's closes land harmlessly, and finish closes each of those
 // descriptors once in the process's table.
 func (sv *server) isolate() {
 	if unix.Gettid() == unix.Getpid() {
 		return // never the main thread (see serve)
 	}
-	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+	if err := unshareKept(); err != nil {
 		return // evio's double close stays a risk
 	}
 	sv.isolated = true
@@ -346,7 +346,6 @@ func (sv *server) isolate() {
 	}
 	sv.sharedClose = append(sv.sharedClose, sv.lnFDs...)
 	sv.sharedClose = append(sv.sharedClose, sv.kickLnFDs...)
-	dropCopied(sv.sharedClose...) // evio still closes these, here
 }
 
 // awaitServeParked waits, for at most d, until evio's Serve goroutine is
