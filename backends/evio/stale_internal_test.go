@@ -3,6 +3,9 @@
 package evio
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +31,7 @@ func TestDropCopied(t *testing.T) {
 	ready, release := make(chan bool, 1), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- inPrivateTable(func() error {
+		done <- inPrivateTable(unshareAll, func() error {
 			dropCopied(kept[0])
 			var st unix.Stat_t
 			ready <- unix.Fstat(kept[0], &st) == nil
@@ -56,4 +59,59 @@ func TestDropCopied(t *testing.T) {
 	m, err := unix.Read(sp[1], make([]byte, 1))
 	require.NoError(t, err)
 	assert.Equal(t, 0, m, "the peer should read EOF")
+}
+
+// TestDeleteStale builds evio's situation: a socket registered in an
+// epoll instance under a number that was then closed and taken by another
+// file while a duplicate kept the socket open. deleteStale must delete the
+// stale registration and leave the new owner of the number alone.
+func TestDeleteStale(t *testing.T) {
+	prepareCopies()
+	for range 3 {
+		func() {
+			ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+			require.NoError(t, err)
+			defer unix.Close(ep)
+			sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			require.NoError(t, err)
+			defer func() { _, _ = unix.Close(sp[0]), unix.Close(sp[1]) }()
+			n, err := unix.Dup(sp[0])
+			require.NoError(t, err)
+			require.NoError(t, unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, n, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(n)}))
+			var p [2]int
+			require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+			defer func() { _, _ = unix.Close(p[0]), unix.Close(p[1]) }()
+			require.NoError(t, unix.Close(n))
+			taken, err := unix.FcntlInt(uintptr(p[0]), unix.F_DUPFD_CLOEXEC, n)
+			require.NoError(t, err)
+			require.Equal(t, n, taken, "the closed number was not free")
+			defer unix.Close(taken)
+			var before unix.Stat_t
+			require.NoError(t, unix.Fstat(taken, &before))
+			require.Contains(t, epollTargets(t, ep), n)
+
+			require.NoError(t, deleteStale(ep, n, sp[0]))
+			assert.NotContains(t, epollTargets(t, ep), n, "the stale registration is still there")
+			var after unix.Stat_t
+			require.NoError(t, unix.Fstat(taken, &after))
+			assert.Equal(t, before.Ino, after.Ino, "the number's new owner was replaced")
+		}()
+	}
+}
+
+// epollTargets lists the descriptor numbers registered in an epoll
+// instance, from its /proc fdinfo ("tfd: N events: ...").
+func epollTargets(t *testing.T, epfd int) []int {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
+	require.NoError(t, err)
+	var fds []int
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "tfd:" {
+			n, err := strconv.Atoi(f[1])
+			require.NoError(t, err)
+			fds = append(fds, n)
+		}
+	}
+	return fds
 }
