@@ -125,11 +125,12 @@
 //     Closed, takes a private copy of the descriptor table
 //     (unshare(CLONE_FILES)); evio's final closes land there, and the
 //     backend closes each of those descriptors once in the process's table.
-//     The copy first drops every descriptor evio's last closes do not need
-//     (close_range), or it would hold open any socket another goroutine
-//     closed meanwhile, its peer seeing the close only when the thread
-//     ends (stale.go, TestDropCopied). Cost: one idle locked thread per
-//     listener, one unshare and a few close_range calls per stop.
+//     The private table holds none of the process's sockets (it is made
+//     by close_range with CLOSE_RANGE_UNSHARE): a whole copy would hold
+//     open any socket another goroutine closed meanwhile, its peer seeing
+//     the close only when the thread ends (stale.go, TestDropCopied).
+//     Cost: one idle locked thread per listener, a few close_range calls
+//     per stop.
 //   - An accept error other than EAGAIN (EMFILE, ECONNABORTED) ends evio's
 //     whole server and closes every connection. Listeners are armed only
 //     while an Accept waits and two descriptors are free (checked before
