@@ -66,7 +66,8 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 		// An event of evio's current batch, or a Wake, for a stream
 		// that left evio's poller (detachLocked) before evio got to it:
 		// evio must not re-arm it (epoll_ctl would fail, and evio
-		// panics). Bytes it read still go to the handler, in order.
+		// panics). Bytes it read still go to the handler, in order
+		// (CloseRead waits for the batch to end before it returns).
 		if len(in) > 0 {
 			st.deliver(in)
 		}

@@ -502,6 +502,13 @@ func (st *stream) CloseRead() error {
 	st.sv.exec(func() { done <- st.closeRead() })
 	select {
 	case err := <-done:
+		if err == nil {
+			// evio's current batch may still hold a read event of this
+			// stream, whose bytes (queued before the shutdown) evio then
+			// delivers after the detach: they reach the handler before
+			// CloseRead returns, so that no read asks the kernel first.
+			st.sv.sync()
+		}
 		return err
 	case <-st.sv.done:
 		return net.ErrClosed // the server stopped: evio closed the conn
