@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/evhub/evhub/loop"
 )
 
@@ -108,9 +110,12 @@ import (
 //  8. A udp ReadFrom skips datagrams whose source is not the peer (and
 //     reads on, under the same deadline): the ephemeral port a pair binds
 //     may have belonged a moment before to another test's socket, and a
-//     datagram sent to that one can still arrive. Such strays are counted
-//     (StrayDatagrams), not compared: they are timing of other sockets.
-//     unixgram pairs bind paths of their own and meet none.
+//     datagram sent to that one can still arrive. A Read on an unconnected
+//     socket, which cannot tell a datagram's source, first drops the
+//     strays queued ahead (peeked at with MSG_PEEK, without blocking).
+//     Such strays are counted (StrayDatagrams), not compared: they are
+//     timing of other sockets. unixgram pairs bind paths of their own and
+//     meet none.
 //  9. A capability the network under test declares missing is not
 //     compared where the sequence reaches it, as the socket suite shows
 //     such cases n/a. Without loop.CapUnixUnreadReset (a loop that reads
@@ -1036,6 +1041,7 @@ func (s *fuzzSide) packetOp(op byte, e, peer *fuzzEnd, dec *decoder) string {
 			m, err = e.pc.WriteTo([]byte("x"), (*net.UDPAddr)(nil))
 		default:
 			what = "Read (unconnected)"
+			dropStrays(e, peer)
 			expireNear(e, 0)
 			if e.blockedForever(len(e.dgrams)) {
 				withImplicitDeadline(e, func() { m, err = e.conn().Read(make([]byte, 64)) })
@@ -1058,6 +1064,49 @@ var strayDatagrams atomic.Int64
 // StrayDatagrams is how many datagrams from a third address the fuzzer's
 // udp reads skipped (rule 8 of the differential fuzzing) in this process.
 func StrayDatagrams() int64 { return strayDatagrams.Load() }
+
+// dropStrays reads and drops the datagrams queued at the head of e's
+// socket that did not come from peer (rule 8, for a Read, which cannot
+// tell where its datagram came from): each is peeked at with
+// recvfrom(MSG_PEEK), without blocking, and taken if it is a stray.
+func dropStrays(e, peer *fuzzEnd) {
+	sc, ok := e.pc.(syscall.Conn)
+	if !ok || peer.pc == nil {
+		return
+	}
+	want, ok := peer.pc.LocalAddr().(*net.UDPAddr)
+	if !ok || want == nil {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		var b [1]byte
+		for {
+			_, from, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			if err != nil || from == nil || sockaddrIsUDP(from, want) {
+				return
+			}
+			if _, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_DONTWAIT); err != nil {
+				return
+			}
+			strayDatagrams.Add(1)
+		}
+	})
+}
+
+// sockaddrIsUDP reports whether sa is the address a.
+func sockaddrIsUDP(sa unix.Sockaddr, a *net.UDPAddr) bool {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return sa.Port == a.Port && net.IP(sa.Addr[:]).Equal(a.IP)
+	case *unix.SockaddrInet6:
+		return sa.Port == a.Port && net.IP(sa.Addr[:]).Equal(a.IP)
+	}
+	return true // not udp: nothing to tell
+}
 
 // readFromPeer is e's ReadFrom, skipping datagrams that did not come from
 // peer (rule 8).
