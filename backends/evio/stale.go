@@ -79,10 +79,10 @@ func inPrivateTable(unshare, f func() error) error {
 // server (an isolate) at the end of each sequence: with `evhub fuzz
 // -backend evio -ops 200000 -seed 21 -keep-going`, 17-28 of about 11,760
 // sequences diverged while isolate's copy held everything until its thread
-// ended, 116 with that copy held 1 ms longer, 1-6 with the copies dropped
-// (dropCopied); with `-ops 1000000 -seed 31`, 24 of 59,574 with isolate's
-// copy dropped just after it was made, 7 of 59,558 with it never made
-// (unshareKept).
+// ended, 116 with that copy held 1 ms longer (a build that slept there),
+// 1-4 in four runs with the copies dropped (dropCopied); with `-ops
+// 1000000 -seed 31`, 24 of 59,574 with isolate's copy dropped just after
+// it was made, 7 of 59,558 with it never made (unshareKept).
 var copyKeep struct {
 	once sync.Once
 	fds  []int // sorted; nil when they could not be listed
