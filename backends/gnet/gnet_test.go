@@ -653,7 +653,9 @@ func TestQuietWatcherSkipsYield(t *testing.T) {
 				if quiet {
 					assert.Zero(t, y, "yields after a quiet watcher's callbacks")
 				} else {
-					assert.GreaterOrEqual(t, y, n, "a yield after each readiness's callbacks")
+					// The post that reads the count may run before the
+					// last callbacks' yield (nested pollers).
+					assert.GreaterOrEqual(t, y, n-1, "a yield after each readiness's callbacks")
 				}
 			})
 		}
