@@ -11,13 +11,7 @@ import (
 // TestReadFromPeerSkipsStrays: rule 8 — a datagram from a third address
 // is skipped and counted; the peer's comes through.
 func TestReadFromPeerSkipsStrays(t *testing.T) {
-	listen := func() net.PacketConn {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = pc.Close() })
-		return pc
-	}
-	a, b, third := &fuzzEnd{pc: listen()}, &fuzzEnd{pc: listen()}, listen()
+	a, b, third := &fuzzEnd{pc: listenUDP(t)}, &fuzzEnd{pc: listenUDP(t)}, listenUDP(t)
 	require.NoError(t, a.pc.SetReadDeadline(time.Now().Add(5*time.Second)))
 
 	_, err := third.WriteTo([]byte("stray"), a.pc.LocalAddr())
@@ -39,13 +33,7 @@ func TestReadFromPeerSkipsStrays(t *testing.T) {
 // which cannot tell a datagram's source: strays queued before the peer's
 // datagram are dropped, the peer's stays to be read.
 func TestDropStraysBeforeRead(t *testing.T) {
-	listen := func() net.PacketConn {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = pc.Close() })
-		return pc
-	}
-	a, b, third := &fuzzEnd{pc: listen()}, &fuzzEnd{pc: listen()}, listen()
+	a, b, third := &fuzzEnd{pc: listenUDP(t)}, &fuzzEnd{pc: listenUDP(t)}, listenUDP(t)
 	require.NoError(t, a.pc.SetReadDeadline(time.Now().Add(5*time.Second)))
 	for _, p := range []string{"stray", ""} { // a 0-byte stray too
 		_, err := third.WriteTo([]byte(p), a.pc.LocalAddr())
@@ -63,4 +51,12 @@ func TestDropStraysBeforeRead(t *testing.T) {
 	require.Equal(t, "peer", string(buf[:n]))
 	dropStrays(a, b) // nothing queued: returns at once
 	require.Equal(t, before+2, StrayDatagrams())
+}
+
+// listenUDP is a udp socket on 127.0.0.1, closed when the test ends.
+func listenUDP(t *testing.T) net.PacketConn {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
 }

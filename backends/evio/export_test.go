@@ -4,6 +4,12 @@ package evio
 
 import (
 	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,4 +51,21 @@ func StealWakes() (undo func()) {
 func OnSalvage(f func(epfd, fd int)) (undo func()) {
 	beforeSalvage = f
 	return func() { beforeSalvage = nil }
+}
+
+// EpollTargets lists the descriptor numbers registered in an epoll
+// instance, from its /proc fdinfo ("tfd: N events: ...").
+func EpollTargets(t testing.TB, epfd int) []int {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
+	require.NoError(t, err)
+	var fds []int
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "tfd:" {
+			n, err := strconv.Atoi(f[1])
+			require.NoError(t, err)
+			fds = append(fds, n)
+		}
+	}
+	return fds
 }

@@ -4,9 +4,6 @@ package evio_test
 
 import (
 	"io"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -81,7 +78,7 @@ func salvageAfterReuse(t *testing.T, network string) {
 
 	_, err := c.Write([]byte("after reuse"))
 	require.NoError(t, err, "the stream ended with evio's fd")
-	assert.NotContains(t, epollTargets(t, tk.epfd), tk.fd, "evio's poller still watches the closed number")
+	assert.NotContains(t, evio.EpollTargets(t, tk.epfd), tk.fd, "evio's poller still watches the closed number")
 	require.NoError(t, c.Close())
 	back, err := io.ReadAll(peer)
 	require.NoError(t, err)
@@ -90,21 +87,4 @@ func salvageAfterReuse(t *testing.T, network string) {
 	var st unix.Stat_t
 	require.NoError(t, unix.Fstat(tk.fd, &st))
 	assert.Equal(t, tk.ino, st.Ino, "the descriptor that took the number was replaced")
-}
-
-// epollTargets lists the descriptor numbers registered in an epoll
-// instance, from its /proc fdinfo ("tfd: N events: ...").
-func epollTargets(t *testing.T, epfd int) []int {
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
-	require.NoError(t, err)
-	var fds []int
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "tfd:" {
-			n, err := strconv.Atoi(f[1])
-			require.NoError(t, err)
-			fds = append(fds, n)
-		}
-	}
-	return fds
 }

@@ -3,9 +3,6 @@
 package evio
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -88,30 +85,13 @@ func TestDeleteStale(t *testing.T) {
 			defer unix.Close(taken)
 			var before unix.Stat_t
 			require.NoError(t, unix.Fstat(taken, &before))
-			require.Contains(t, epollTargets(t, ep), n)
+			require.Contains(t, EpollTargets(t, ep), n)
 
 			require.NoError(t, deleteStale(ep, n, sp[0]))
-			assert.NotContains(t, epollTargets(t, ep), n, "the stale registration is still there")
+			assert.NotContains(t, EpollTargets(t, ep), n, "the stale registration is still there")
 			var after unix.Stat_t
 			require.NoError(t, unix.Fstat(taken, &after))
 			assert.Equal(t, before.Ino, after.Ino, "the number's new owner was replaced")
 		}()
 	}
-}
-
-// epollTargets lists the descriptor numbers registered in an epoll
-// instance, from its /proc fdinfo ("tfd: N events: ...").
-func epollTargets(t *testing.T, epfd int) []int {
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
-	require.NoError(t, err)
-	var fds []int
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "tfd:" {
-			n, err := strconv.Atoi(f[1])
-			require.NoError(t, err)
-			fds = append(fds, n)
-		}
-	}
-	return fds
 }
