@@ -29,7 +29,7 @@ import (
 // (101-200 times in the 11,750 sequences of evhub fuzz -backend evio -ops
 // 200000 -seed 21, 8 workers opening sockets meanwhile).
 func deleteStale(epfd, fd, dfd int) error {
-	return inPrivateTable(unshareAll, func() error {
+	return inPrivateTable(func() error {
 		dropCopied(epfd, dfd)
 		if err := unix.Dup3(dfd, fd, unix.O_CLOEXEC); err != nil {
 			return err
@@ -38,14 +38,10 @@ func deleteStale(epfd, fd, dfd int) error {
 	})
 }
 
-// unshareAll gives the calling thread a private copy of the whole
-// descriptor table.
-func unshareAll() error { return unix.Unshare(unix.CLONE_FILES) }
-
-// inPrivateTable runs f on a thread of its own, once unshare has given it
-// a private descriptor table, and returns f's error, or unshare's. The
+// inPrivateTable runs f on a thread of its own, once it has a private
+// copy of the descriptor table, and returns f's error, or unshare's. The
 // thread is never unlocked: it ends with f's goroutine.
-func inPrivateTable(unshare, f func() error) error {
+func inPrivateTable(f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -53,11 +49,11 @@ func inPrivateTable(unshare, f func() error) error {
 			// The runtime keeps the main thread when its goroutine exits
 			// locked, so it must not hold a private table: another
 			// thread does it while this one stays locked.
-			errc <- inPrivateTable(unshare, f)
+			errc <- inPrivateTable(f)
 			runtime.UnlockOSThread()
 			return
 		}
-		if err := unshare(); err != nil {
+		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 			runtime.UnlockOSThread() // the table is still the process's
 			errc <- err
 			return

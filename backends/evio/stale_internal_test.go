@@ -28,7 +28,7 @@ func TestDropCopied(t *testing.T) {
 	ready, release := make(chan bool, 1), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- inPrivateTable(unshareAll, func() error {
+		done <- inPrivateTable(func() error {
 			dropCopied(kept[0])
 			var st unix.Stat_t
 			ready <- unix.Fstat(kept[0], &st) == nil
