@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -29,8 +28,7 @@ import (
 // (101-200 times in the 11,750 sequences of evhub fuzz -backend evio -ops
 // 200000 -seed 21, 8 workers opening sockets meanwhile).
 func deleteStale(epfd, fd, dfd int) error {
-	return inPrivateTable(func() error {
-		dropCopied(epfd, dfd)
+	return inPrivateTable([]int{epfd, dfd}, func() error {
 		if err := unix.Dup3(dfd, fd, unix.O_CLOEXEC); err != nil {
 			return err
 		}
@@ -39,9 +37,10 @@ func deleteStale(epfd, fd, dfd int) error {
 }
 
 // inPrivateTable runs f on a thread of its own, once it has a private
-// copy of the descriptor table, and returns f's error, or unshare's. The
-// thread is never unlocked: it ends with f's goroutine.
-func inPrivateTable(f func() error) error {
+// copy of the descriptor table that holds only what copies keep and keep
+// (unshareKept), and returns f's error, or unshare's. The thread is never
+// unlocked: it ends with f's goroutine.
+func inPrivateTable(keep []int, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -49,11 +48,11 @@ func inPrivateTable(f func() error) error {
 			// The runtime keeps the main thread when its goroutine exits
 			// locked, so it must not hold a private table: another
 			// thread does it while this one stays locked.
-			errc <- inPrivateTable(f)
+			errc <- inPrivateTable(keep, f)
 			runtime.UnlockOSThread()
 			return
 		}
-		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		if err := unshareKept(keep...); err != nil {
 			runtime.UnlockOSThread() // the table is still the process's
 			errc <- err
 			return
@@ -67,10 +66,11 @@ func inPrivateTable(f func() error) error {
 // it copied: a socket another goroutine closes while the copy lives stays
 // open, its peer seeing neither FIN nor the end of a unix stream, until
 // the copy goes. So a copy keeps only what its thread may still use: the
-// descriptors of the process that were not sockets when the first evio
-// server started (standard I/O, and the Go runtime's poller and the
-// eventfd that wakes it: the thread's exit may wake the poller, and a
-// failed wake-up is fatal to the runtime), and those its caller names.
+// descriptors of the process that were neither sockets nor directories
+// when the first evio server started (standard I/O, and the Go runtime's
+// poller and the eventfd that wakes it: the thread's exit may wake the
+// poller, and a failed wake-up is fatal to the runtime), each only while
+// its number still names the same file, and those its caller names.
 // Measured with the differential fuzzer, whose 8 workers each stop an evio
 // server (an isolate) at the end of each sequence: with `evhub fuzz
 // -backend evio -ops 200000 -seed 21 -keep-going`, 17-28 of about 11,760
@@ -78,10 +78,20 @@ func inPrivateTable(f func() error) error {
 // ended, 116 with that copy held 1 ms longer (a build that slept there),
 // 1-4 in four runs with the copies dropped (dropCopied); with `-ops
 // 1000000 -seed 31`, 24 of 59,574 with isolate's copy dropped just after
-// it was made, 7 of 59,558 with it never made (unshareKept).
+// it was made, 7 of 59,558 with it never made (unshareKept). A number
+// kept by number alone was a file of another goroutine (or the listing's
+// own directory) when listed, and a socket later: a copy then held that
+// socket for as long as its thread lived (seen with `evhub fuzz -backend
+// evio -ops 600000 -seed 53`: a peer's write accepted after net's Close).
 var copyKeep struct {
 	once sync.Once
-	fds  []int // sorted; nil when they could not be listed
+	fds  []keptFD // sorted; nil when they could not be listed
+}
+
+// keptFD is a descriptor copies keep, with the file it named when listed.
+type keptFD struct {
+	fd       int
+	dev, ino uint64
 }
 
 // prepareCopies lists, once, the descriptors private copies keep.
@@ -91,65 +101,89 @@ func prepareCopies() {
 		if r, w, err := os.Pipe(); err == nil {
 			_, _ = r.Close(), w.Close()
 		}
-		ents, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			return
-		}
-		fds := []int{0, 1, 2}
-		for _, e := range ents {
-			fd, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			target, err := os.Readlink("/proc/self/fd/" + e.Name())
-			if err == nil && !strings.HasPrefix(target, "socket:") {
-				fds = append(fds, fd)
-			}
-		}
-		slices.Sort(fds)
-		copyKeep.fds = slices.Compact(fds)
+		copyKeep.fds = listKept()
 	})
+}
+
+// listKept lists the open descriptors that are neither sockets nor
+// directories (the listing's own is one), and standard I/O whatever it is.
+func listKept() []keptFD {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	fds := []int{0, 1, 2}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	slices.Sort(fds)
+	kept := []keptFD{}
+	for _, fd := range slices.Compact(fds) {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			continue
+		}
+		kind := st.Mode & unix.S_IFMT
+		if fd > 2 && (kind == unix.S_IFSOCK || kind == unix.S_IFDIR) {
+			continue
+		}
+		kept = append(kept, keptFD{fd, st.Dev, st.Ino})
+	}
+	return kept
+}
+
+// stillKept returns, sorted, the kept descriptors whose number names the
+// file it named when listed, and keep.
+func stillKept(keep []int) []int {
+	fds := slices.Clone(keep)
+	for _, k := range copyKeep.fds {
+		var st unix.Stat_t
+		if unix.Fstat(k.fd, &st) == nil && st.Dev == k.dev && st.Ino == k.ino {
+			fds = append(fds, k.fd)
+		}
+	}
+	slices.Sort(fds)
+	return slices.Compact(fds)
 }
 
 // closeRangeUnshare is CLOSE_RANGE_UNSHARE (linux/close_range.h).
 const closeRangeUnshare = 1 << 1
 
 // unshareKept gives the calling thread a private descriptor table that
-// holds only the descriptors copies keep. close_range(first, ~0,
+// holds only the descriptors copies keep, and keep. close_range(first, ~0,
 // CLOSE_RANGE_UNSHARE), first past the highest of them, copies only the
 // descriptors below first, so no socket numbered above it gets a second
 // reference even for a moment; the few below that are not kept are
 // dropped next. Without that flag (a kernel before 5.9) it is
 // unshare(CLONE_FILES) and dropCopied.
-func unshareKept() error {
-	if n := len(copyKeep.fds); n > 0 {
-		first := copyKeep.fds[n-1] + 1
-		if unix.CloseRange(uint(first), ^uint(0), closeRangeUnshare) == nil {
-			dropCopied()
-			return nil
+func unshareKept(keep ...int) error {
+	if copyKeep.fds != nil {
+		if fds := stillKept(keep); len(fds) > 0 {
+			first := fds[len(fds)-1] + 1
+			if unix.CloseRange(uint(first), ^uint(0), closeRangeUnshare) == nil {
+				dropCopied(keep...)
+				return nil
+			}
 		}
 	}
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 		return err
 	}
-	dropCopied()
+	dropCopied(keep...)
 	return nil
 }
 
 // dropCopied closes, in the calling thread's private copy of the
-// descriptor table, every descriptor but the kept ones and keep. It does
-// nothing unless prepareCopies listed them.
+// descriptor table, every descriptor but the kept ones (stillKept) and
+// keep. It does nothing unless prepareCopies listed them.
 func dropCopied(keep ...int) {
 	if copyKeep.fds == nil {
 		return
 	}
-	all := slices.Concat(copyKeep.fds, keep)
-	slices.Sort(all)
 	next := 0
-	for _, fd := range all {
-		if fd < next {
-			continue
-		}
+	for _, fd := range stillKept(keep) {
 		if fd > next {
 			_ = unix.CloseRange(uint(next), uint(fd-1), 0)
 		}

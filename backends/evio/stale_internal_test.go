@@ -3,6 +3,7 @@
 package evio
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -28,8 +29,7 @@ func TestDropCopied(t *testing.T) {
 	ready, release := make(chan bool, 1), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- inPrivateTable(func() error {
-			dropCopied(kept[0])
+		done <- inPrivateTable([]int{kept[0]}, func() error {
 			var st unix.Stat_t
 			ready <- unix.Fstat(kept[0], &st) == nil
 			<-release // the private table lives on meanwhile
@@ -56,6 +56,56 @@ func TestDropCopied(t *testing.T) {
 	m, err := unix.Read(sp[1], make([]byte, 1))
 	require.NoError(t, err)
 	assert.Equal(t, 0, m, "the peer should read EOF")
+}
+
+// TestCopiesSkipReusedNumbers: a descriptor listed as kept (a pipe here)
+// that was closed, its number then taken by a socket, must not keep that
+// socket open in a private copy: the socket's peer sees its close at once.
+func TestCopiesSkipReusedNumbers(t *testing.T) {
+	prepareCopies()
+	require.NotNil(t, copyKeep.fds, "the descriptors to keep were not listed")
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	defer unix.Close(p[1])
+	var st unix.Stat_t
+	require.NoError(t, unix.Fstat(p[0], &st))
+	saved := copyKeep.fds
+	copyKeep.fds = append(slices.Clone(saved), keptFD{p[0], st.Dev, st.Ino})
+	defer func() { copyKeep.fds = saved }()
+	require.Contains(t, stillKept(nil), p[0])
+
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(sp[1])
+	require.NoError(t, unix.Close(p[0]))
+	taken, err := unix.FcntlInt(uintptr(sp[0]), unix.F_DUPFD_CLOEXEC, p[0])
+	require.NoError(t, err)
+	require.Equal(t, p[0], taken, "the closed number was not free")
+	require.NoError(t, unix.Close(sp[0]))
+
+	ready, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- inPrivateTable(nil, func() error {
+			close(ready)
+			<-release
+			return nil
+		})
+	}()
+	defer func() {
+		close(release)
+		assert.NoError(t, <-done)
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("no private descriptor table: %v", err)
+	}
+	require.NoError(t, unix.Close(taken))
+	pfd := []unix.PollFd{{Fd: int32(sp[1]), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 2000)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "a private copy kept a socket that took a kept number")
 }
 
 // TestDeleteStale builds evio's situation: a socket registered in an
