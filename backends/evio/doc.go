@@ -99,10 +99,11 @@
 //     deleting its epoll registration, which the duplicate keeps alive:
 //     fcntl(F_DUPFD) takes back the just-closed number to delete it, and
 //     if another thread took the number first, a thread of the backend's
-//     own deletes it through a private copy of the descriptor table
-//     (unshare(CLONE_FILES), then dup3 and EPOLL_CTL_DEL there; the
-//     thread ends with its goroutine; TestSalvageAfterFDReuse). Only
-//     where unshare is refused does the stream end as evio ended it:
+//     own deletes it through a private descriptor table (made by
+//     close_range with CLOSE_RANGE_UNSHARE; the socket and the poller
+//     fetched into it with pidfd_getfd; then dup3 and EPOLL_CTL_DEL
+//     there; the thread ends with its goroutine; TestSalvageAfterFDReuse).
+//     Only where unshare is refused does the stream end as evio ended it:
 //     writes fail with EPIPE ("evio closed the connection at the peer's
 //     EOF") where net's may still succeed. A detached stream is a
 //     [loop.DirectReadStream]: the scheduler reads it directly, so what
@@ -122,13 +123,16 @@
 //     (syscall.Close, then os.File.Close of the same number), closing
 //     whatever another goroutine opened in between. evio's Serve runs on a
 //     locked thread (never the main one) that, at the last connection's
-//     Closed, takes a private copy of the descriptor table
-//     (unshare(CLONE_FILES)); evio's final closes land there, and the
-//     backend closes each of those descriptors once in the process's table.
-//     The private table holds none of the process's sockets (it is made
-//     by close_range with CLOSE_RANGE_UNSHARE): a whole copy would hold
-//     open any socket another goroutine closed meanwhile, its peer seeing
-//     the close only when the thread ends (stale.go, TestDropCopied).
+//     Closed, takes a private descriptor table; evio's final closes land
+//     there, and the backend closes each of those descriptors once in the
+//     process's table. A private table holds none of the process's
+//     sockets, not even for a moment (close_range with
+//     CLOSE_RANGE_UNSHARE copies only the numbers below the runtime's
+//     poller, standard I/O and the runtime's files are all it keeps): a
+//     copy would hold open any socket another goroutine closed meanwhile,
+//     its peer seeing the close only when the copy goes (stale.go,
+//     TestDropCopied, TestCopiesSkipReusedNumbers,
+//     TestPrivateTableCopiesNoSocket).
 //     Cost: one idle locked thread per listener, a few close_range calls
 //     per stop.
 //   - An accept error other than EAGAIN (EMFILE, ECONNABORTED) ends evio's

@@ -335,7 +335,7 @@ func (sv *server) isolate() {
 	if unix.Gettid() == unix.Getpid() {
 		return // never the main thread (see serve)
 	}
-	if err := unshareKept(); err != nil {
+	if _, err := unshareKept(); err != nil {
 		return // evio's double close stays a risk
 	}
 	sv.isolated = true

@@ -17,10 +17,11 @@ import (
 // to another file. epoll keys a registration by file and number, and
 // EPOLL_CTL_DEL finds it only through a descriptor of that number for
 // that file, which the process no longer has and must not take from its
-// new owner. So a thread of its own gets a private copy of the descriptor
-// table, drops at once all of it but those two files (dropCopied), points
-// the number at the socket there (dup3 drops only the copy's reference to
-// the other file), deletes the registration, and ends with its goroutine:
+// new owner. So a thread of its own gets a private descriptor table that
+// holds those two files and nothing of the process but the runtime's
+// (unshareKept), points the number at the socket there (if the number was
+// copied, dup3 drops only the copy's reference to the other file),
+// deletes the registration, closes what it holds, and ends with its goroutine:
 // the runtime ends a thread locked to a goroutine that exits, and starts
 // no thread from a locked one, so the private table reaches no other
 // code. One thread per call; it runs only when another thread reused the
@@ -28,19 +29,33 @@ import (
 // (101-200 times in the 11,750 sequences of evhub fuzz -backend evio -ops
 // 200000 -seed 21, 8 workers opening sockets meanwhile).
 func deleteStale(epfd, fd, dfd int) error {
-	return inPrivateTable([]int{epfd, dfd}, func() error {
-		if err := unix.Dup3(dfd, fd, unix.O_CLOEXEC); err != nil {
+	return inPrivateTable([]int{epfd, dfd}, func(own []int) error {
+		// Closed before the thread ends (which may take a while): the
+		// socket's last close must not wait for it.
+		defer func() { _, _ = unix.Close(own[0]), unix.Close(own[1]) }()
+		for i, n := range own {
+			if n == fd { // fetched into the number to point at the socket
+				moved, err := unix.FcntlInt(uintptr(n), unix.F_DUPFD_CLOEXEC, fd+1)
+				if err != nil {
+					return err
+				}
+				_ = unix.Close(n)
+				own[i] = moved
+			}
+		}
+		if err := unix.Dup3(own[1], fd, unix.O_CLOEXEC); err != nil {
 			return err
 		}
-		return unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		defer unix.Close(fd)
+		return unix.EpollCtl(own[0], unix.EPOLL_CTL_DEL, fd, nil)
 	})
 }
 
 // inPrivateTable runs f on a thread of its own, once it has a private
-// copy of the descriptor table that holds only what copies keep and keep
-// (unshareKept), and returns f's error, or unshare's. The thread is never
-// unlocked: it ends with f's goroutine.
-func inPrivateTable(keep []int, f func() error) error {
+// descriptor table (unshareKept) that holds what copies keep and the
+// files of keep (f gets their numbers there), and returns f's error, or
+// unshareKept's. The thread is never unlocked: it ends with f's goroutine.
+func inPrivateTable(keep []int, f func(own []int) error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -52,12 +67,15 @@ func inPrivateTable(keep []int, f func() error) error {
 			runtime.UnlockOSThread()
 			return
 		}
-		if err := unshareKept(keep...); err != nil {
-			runtime.UnlockOSThread() // the table is still the process's
+		own, err := unshareKept(keep...)
+		if err != nil {
+			if own == nil {
+				runtime.UnlockOSThread() // the table is still the process's
+			}
 			errc <- err
 			return
 		}
-		errc <- f()
+		errc <- f(own)
 	}()
 	return <-errc
 }
@@ -65,27 +83,30 @@ func inPrivateTable(keep []int, f func() error) error {
 // A private copy of the descriptor table holds a reference to every file
 // it copied: a socket another goroutine closes while the copy lives stays
 // open, its peer seeing neither FIN nor the end of a unix stream, until
-// the copy goes. So a copy keeps only what its thread may still use: the
-// descriptors of the process that were neither sockets nor directories
-// when the first evio server started (standard I/O, and the Go runtime's
-// poller and the eventfd that wakes it: the thread's exit may wake the
-// poller, and a failed wake-up is fatal to the runtime), each only while
-// its number still names the same file, and those its caller names.
+// the copy goes. So a copy holds only what its thread may still use:
+// standard I/O and the Go runtime's poller and the eventfd that wakes it
+// (the thread's exit may wake the poller, and a failed wake-up is fatal to
+// the runtime), as they were when the first evio server started, each only
+// while its number still names that file; and the files its caller names,
+// fetched from the process's table (pidfd_getfd) rather than copied.
+//
 // Measured with the differential fuzzer, whose 8 workers each stop an evio
 // server (an isolate) at the end of each sequence: with `evhub fuzz
 // -backend evio -ops 200000 -seed 21 -keep-going`, 17-28 of about 11,760
 // sequences diverged while isolate's copy held everything until its thread
 // ended, 116 with that copy held 1 ms longer (a build that slept there),
-// 1-4 in four runs with the copies dropped (dropCopied); with `-ops
-// 1000000 -seed 31`, 24 of 59,574 with isolate's copy dropped just after
-// it was made, 7 of 59,558 with it never made (unshareKept). A number
-// kept by number alone was a file of another goroutine (or the listing's
-// own directory) when listed, and a socket later: a copy then held that
-// socket for as long as its thread lived (seen with `evhub fuzz -backend
-// evio -ops 600000 -seed 53`: a peer's write accepted after net's Close).
+// 1-4 in four runs with the copies dropped just after they were made; with
+// `-ops 1000000 -seed 31`, 24 of 59,574 with isolate's copy dropped just
+// after it was made, 7 of 59,558 with it never made. Copying every number
+// below the highest one kept still copied nearly all: a file the process
+// inherited (a shell's pipe at 251) or a caller's descriptor sat above the
+// sockets, and a thread that lost its P between the copy and the drop held
+// them for 100 ms and more (a peer's write accepted after net's Close, in
+// `evhub fuzz -backend evio -ops 600000 -seed 53`).
 var copyKeep struct {
-	once sync.Once
-	fds  []keptFD // sorted; nil when they could not be listed
+	once  sync.Once
+	fds   []keptFD // sorted; nil when they could not be listed
+	fetch bool     // pidfd_getfd works here
 }
 
 // keptFD is a descriptor copies keep, with the file it named when listed.
@@ -102,11 +123,18 @@ func prepareCopies() {
 			_, _ = r.Close(), w.Close()
 		}
 		copyKeep.fds = listKept()
+		if pidfd, err := unix.PidfdOpen(unix.Getpid(), 0); err == nil {
+			if fd, err := unix.PidfdGetfd(pidfd, pidfd, 0); err == nil {
+				copyKeep.fetch = true
+				_ = unix.Close(fd)
+			}
+			_ = unix.Close(pidfd)
+		}
 	})
 }
 
-// listKept lists the open descriptors that are neither sockets nor
-// directories (the listing's own is one), and standard I/O whatever it is.
+// listKept lists standard I/O and the open epoll instances and eventfds
+// (the runtime's poller among them).
 func listKept() []keptFD {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -114,7 +142,12 @@ func listKept() []keptFD {
 	}
 	fds := []int{0, 1, 2}
 	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" {
 			fds = append(fds, fd)
 		}
 	}
@@ -122,14 +155,9 @@ func listKept() []keptFD {
 	kept := []keptFD{}
 	for _, fd := range slices.Compact(fds) {
 		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil {
-			continue
+		if unix.Fstat(fd, &st) == nil {
+			kept = append(kept, keptFD{fd, st.Dev, st.Ino})
 		}
-		kind := st.Mode & unix.S_IFMT
-		if fd > 2 && (kind == unix.S_IFSOCK || kind == unix.S_IFDIR) {
-			continue
-		}
-		kept = append(kept, keptFD{fd, st.Dev, st.Ino})
 	}
 	return kept
 }
@@ -152,27 +180,59 @@ func stillKept(keep []int) []int {
 const closeRangeUnshare = 1 << 1
 
 // unshareKept gives the calling thread a private descriptor table that
-// holds only the descriptors copies keep, and keep. close_range(first, ~0,
-// CLOSE_RANGE_UNSHARE), first past the highest of them, copies only the
-// descriptors below first, so no socket numbered above it gets a second
-// reference even for a moment; the few below that are not kept are
-// dropped next. Without that flag (a kernel before 5.9) it is
-// unshare(CLONE_FILES) and dropCopied.
-func unshareKept(keep ...int) error {
+// holds only the descriptors copies keep, and the files of keep, whose
+// numbers there it returns. close_range(first, ~0, CLOSE_RANGE_UNSHARE),
+// first past the highest kept, copies only the descriptors below first
+// (standard I/O and the runtime's, opened early, and seldom anything
+// else, dropped next); keep's files are fetched from the process's table
+// with pidfd_getfd. Where that cannot be done (a kernel before 5.6), first
+// is past keep too; before 5.9 (no CLOSE_RANGE_UNSHARE), the whole table
+// is copied, then dropped. An error with numbers: the table is private,
+// but keep's files could not be fetched.
+func unshareKept(keep ...int) ([]int, error) {
 	if copyKeep.fds != nil {
-		if fds := stillKept(keep); len(fds) > 0 {
-			first := fds[len(fds)-1] + 1
-			if unix.CloseRange(uint(first), ^uint(0), closeRangeUnshare) == nil {
+		var fds []int
+		if copyKeep.fetch {
+			fds = stillKept(nil)
+		} else {
+			fds = stillKept(keep)
+		}
+		if len(fds) > 0 && unix.CloseRange(uint(fds[len(fds)-1]+1), ^uint(0), closeRangeUnshare) == nil {
+			if !copyKeep.fetch {
 				dropCopied(keep...)
-				return nil
+				return keep, nil
 			}
+			dropCopied()
+			return fetch(keep)
 		}
 	}
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
-		return err
+		return nil, err
 	}
 	dropCopied(keep...)
-	return nil
+	return keep, nil
+}
+
+// fetch copies the files of the process's descriptors fds into the
+// calling thread's private table and returns their numbers there.
+func fetch(fds []int) ([]int, error) {
+	own := make([]int, 0, len(fds))
+	if len(fds) == 0 {
+		return own, nil
+	}
+	pidfd, err := unix.PidfdOpen(unix.Getpid(), 0)
+	if err != nil {
+		return own, os.NewSyscallError("pidfd_open", err)
+	}
+	defer unix.Close(pidfd)
+	for _, fd := range fds {
+		n, err := unix.PidfdGetfd(pidfd, fd, 0)
+		if err != nil {
+			return own, os.NewSyscallError("pidfd_getfd", err)
+		}
+		own = append(own, n)
+	}
+	return own, nil
 }
 
 // dropCopied closes, in the calling thread's private copy of the

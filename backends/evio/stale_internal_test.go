@@ -3,7 +3,10 @@
 package evio
 
 import (
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,12 +29,14 @@ func TestDropCopied(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _, _, _ = unix.Close(sp[1]), unix.Close(kept[0]), unix.Close(kept[1]) }()
 
+	var want unix.Stat_t
+	require.NoError(t, unix.Fstat(kept[0], &want))
 	ready, release := make(chan bool, 1), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- inPrivateTable([]int{kept[0]}, func() error {
+		done <- inPrivateTable([]int{kept[0]}, func(own []int) error {
 			var st unix.Stat_t
-			ready <- unix.Fstat(kept[0], &st) == nil
+			ready <- len(own) == 1 && unix.Fstat(own[0], &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino
 			<-release // the private table lives on meanwhile
 			time.Sleep(time.Millisecond)
 			return nil
@@ -86,7 +91,7 @@ func TestCopiesSkipReusedNumbers(t *testing.T) {
 	ready, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- inPrivateTable(nil, func() error {
+		done <- inPrivateTable(nil, func([]int) error {
 			close(ready)
 			<-release
 			return nil
@@ -106,6 +111,52 @@ func TestCopiesSkipReusedNumbers(t *testing.T) {
 	n, err := unix.Poll(pfd, 2000)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "a private copy kept a socket that took a kept number")
+}
+
+// TestPrivateTableCopiesNoSocket: a private table holds the files asked
+// for (a pipe numbered above a socket of the process here), at numbers of
+// its own, and no socket of the process.
+func TestPrivateTableCopiesNoSocket(t *testing.T) {
+	prepareCopies()
+	if !copyKeep.fetch {
+		t.Skip("pidfd_getfd is not available: private tables are copies")
+	}
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer func() { _, _ = unix.Close(sp[0]), unix.Close(sp[1]) }()
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	defer func() { _, _ = unix.Close(p[0]), unix.Close(p[1]) }()
+	high, err := unix.FcntlInt(uintptr(p[0]), unix.F_DUPFD_CLOEXEC, sp[1]+100)
+	require.NoError(t, err)
+	defer unix.Close(high)
+	pipe, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(high))
+	require.NoError(t, err)
+
+	var targets, own []string
+	err = inPrivateTable([]int{high}, func(fds []int) error {
+		for _, fd := range fds {
+			l, err := os.Readlink("/proc/thread-self/fd/" + strconv.Itoa(fd))
+			if err != nil {
+				return err
+			}
+			own = append(own, l)
+		}
+		ents, err := os.ReadDir("/proc/thread-self/fd")
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			l, _ := os.Readlink("/proc/thread-self/fd/" + e.Name())
+			targets = append(targets, l)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{pipe}, own, "the file asked for is not in the private table")
+	for _, l := range targets {
+		assert.False(t, strings.HasPrefix(l, "socket:"), "the private table holds %s", l)
+	}
 }
 
 // TestDeleteStale builds evio's situation: a socket registered in an
