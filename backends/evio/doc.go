@@ -126,9 +126,11 @@
 //     Closed, takes a private descriptor table; evio's final closes land
 //     there, and the backend closes each of those descriptors once in the
 //     process's table. A private table holds none of the process's
-//     sockets, not even for a moment (close_range with
-//     CLOSE_RANGE_UNSHARE copies only the numbers below the runtime's
-//     poller, standard I/O and the runtime's files are all it keeps): a
+//     sockets: close_range with CLOSE_RANGE_UNSHARE copies only the
+//     numbers up to the last it keeps (standard I/O and the epoll and
+//     eventfd descriptors listed at the first start, the runtime's among
+//     them, opened early), drops at once whatever else that copied, and
+//     fetches any other file it needs with pidfd_getfd. A
 //     copy would hold open any socket another goroutine closed meanwhile,
 //     its peer seeing the close only when the copy goes (stale.go,
 //     TestDropCopied, TestCopiesSkipReusedNumbers,

@@ -190,20 +190,17 @@ const closeRangeUnshare = 1 << 1
 // is copied, then dropped. An error with numbers: the table is private,
 // but keep's files could not be fetched.
 func unshareKept(keep ...int) ([]int, error) {
+	copied := keep // the files of keep are copied along, unless fetched
+	if copyKeep.fetch {
+		copied = nil
+	}
 	if copyKeep.fds != nil {
-		var fds []int
-		if copyKeep.fetch {
-			fds = stillKept(nil)
-		} else {
-			fds = stillKept(keep)
-		}
-		if len(fds) > 0 && unix.CloseRange(uint(fds[len(fds)-1]+1), ^uint(0), closeRangeUnshare) == nil {
-			if !copyKeep.fetch {
-				dropCopied(keep...)
-				return keep, nil
+		if fds := stillKept(copied); len(fds) > 0 && unix.CloseRange(uint(fds[len(fds)-1]+1), ^uint(0), closeRangeUnshare) == nil {
+			dropCopied(copied...)
+			if copyKeep.fetch {
+				return fetch(keep)
 			}
-			dropCopied()
-			return fetch(keep)
+			return keep, nil
 		}
 	}
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
