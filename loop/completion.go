@@ -6,20 +6,33 @@ package loop
 // caller. Callbacks run on the loop goroutine, one at a time, like every
 // other callback of the loop; the methods are called from the loop
 // goroutine. A caller that finds no Completer uses Watch.
+//
+// A receive is named by its fd, as a descriptor is in the kernel: an fd
+// has at most one receive at a time, and the loop keeps its state in a
+// table indexed by fd (as libev keeps its watchers per fd), so that a
+// receiving socket costs the loop a table entry and no allocation of its
+// own, and a caller whose connection implements Receiver allocates
+// nothing to receive either.
 type Completer interface {
 	// Recv receives on the non-blocking stream socket fd until stopped:
-	// cb runs with each chunk of bytes received, in order. p is valid
-	// only during the call (the loop reuses its buffer); no buffer is
-	// held for a socket while nothing arrives. At the end of the stream
-	// cb runs once with (nil, io.EOF), on an error once with (nil, err)
-	// (a *os.SyscallError); either is its last call. After Stop returns,
-	// cb never runs again, and no byte the loop took from the socket is
-	// lost: bytes received before the receive ended are given to cb
-	// during Stop (an end of stream or an error found then is not
-	// reported: the socket reports it again to the next receive), so a
-	// caller can stop receiving, to pause or to give the socket away, and
-	// find every byte either delivered or still in the socket.
-	Recv(fd int, cb func(p []byte, err error)) (Watcher, error)
+	// r.Received runs with each chunk of bytes received, in order. p is
+	// valid only during the call (the loop reuses its buffer); no buffer
+	// is held for a socket while nothing arrives. At the end of the
+	// stream it runs once with (nil, io.EOF), on an error once with (nil,
+	// err) (a *os.SyscallError); either is its last call, and ends the
+	// receive. A second Recv on an fd that is receiving is an error
+	// wrapping os.ErrExist.
+	Recv(fd int, r Receiver) error
+
+	// StopRecv ends fd's receive; it does nothing if fd has none. After
+	// it returns, the receive's Receiver is never called again, and no
+	// byte the loop took from the socket is lost: bytes received before
+	// the receive ended are given to it during StopRecv (an end of stream
+	// or an error found then is not reported: the socket reports it again
+	// to the next receive), so a caller can stop receiving, to pause or
+	// to give the socket away, and find every byte either delivered or
+	// still in the socket. Stop a receive before closing its fd.
+	StopRecv(fd int) error
 
 	// Send writes all of p to the non-blocking stream socket fd, then
 	// runs cb with the count written and the error (a *os.SyscallError;
@@ -28,3 +41,14 @@ type Completer interface {
 	// issues the next once the previous one's cb has run.
 	Send(fd int, p []byte, cb func(n int, err error)) error
 }
+
+// Receiver is told what a Completer's receive got (Completer.Recv).
+type Receiver interface {
+	Received(p []byte, err error)
+}
+
+// ReceiverFunc adapts a function to Receiver.
+type ReceiverFunc func(p []byte, err error)
+
+// Received calls f(p, err).
+func (f ReceiverFunc) Received(p []byte, err error) { f(p, err) }

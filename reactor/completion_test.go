@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,49 +29,63 @@ type fakeRecv struct {
 	w    loop.IOWatcher
 	fd   int
 	buf  []byte
-	cb   func([]byte, error)
+	r    loop.Receiver
 	done bool
 }
 
 // fakeCalls counts the Recvs and Sends of every compLoop.
 var fakeRecvs, fakeSends atomic.Int64
 
-func (l compLoop) Recv(fd int, cb func(p []byte, err error)) (loop.Watcher, error) {
+// compRecvs holds each compLoop's receives by fd.
+var compRecvs sync.Map // loop.Loop -> map[int]*fakeRecv (loop goroutine only)
+
+func (l compLoop) recvs() map[int]*fakeRecv {
+	m, _ := compRecvs.LoadOrStore(l.Loop, map[int]*fakeRecv{})
+	return m.(map[int]*fakeRecv)
+}
+
+func (l compLoop) Recv(fd int, rcv loop.Receiver) error {
 	fakeRecvs.Add(1)
-	r := &fakeRecv{fd: fd, cb: cb, buf: make([]byte, 4096)}
+	if r := l.recvs()[fd]; r != nil && !r.done {
+		return os.ErrExist
+	}
+	r := &fakeRecv{fd: fd, r: rcv, buf: make([]byte, 4096)}
 	w, err := l.Watch(fd, loop.Readable, r.ready)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.w = w
-	return r, nil
+	l.recvs()[fd] = r
+	return nil
 }
 
 func (r *fakeRecv) ready(loop.Events) {
 	n, err := unix.Read(r.fd, r.buf)
 	switch {
 	case n > 0:
-		r.cb(r.buf[:n], nil)
+		r.r.Received(r.buf[:n], nil)
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
 		r.done = true
 		_ = r.w.Stop()
 		if err == nil {
-			r.cb(nil, io.EOF)
+			r.r.Received(nil, io.EOF)
 		} else {
-			r.cb(nil, os.NewSyscallError("recv", err))
+			r.r.Received(nil, os.NewSyscallError("recv", err))
 		}
 	}
 }
 
-func (r *fakeRecv) Stop() error {
-	if r.done {
+func (l compLoop) StopRecv(fd int) error {
+	r := l.recvs()[fd]
+	delete(l.recvs(), fd)
+	if r == nil || r.done {
 		return nil
 	}
 	r.done = true
 	_ = r.w.Stop()
 	if n, _ := unix.Read(r.fd, r.buf); n > 0 {
-		r.cb(r.buf[:n], nil)
+		r.r.Received(r.buf[:n], nil)
 	}
 	return nil
 }

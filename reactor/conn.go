@@ -23,10 +23,10 @@ import (
 // taken live in pooled buffers that are returned the moment they empty.
 type Conn struct {
 	el *eventLoop
-	// w is the connection's loop.IOWatcher, the loop.Watcher of a
-	// loop.Completer's receive, or (fStream) its loop.Stream itself: an
-	// interface value stored as is, where a wrapper type would cost an
-	// allocation per connection.
+	// w is the connection's loop.IOWatcher or (fStream) its loop.Stream
+	// itself: an interface value stored as is, where a wrapper type would
+	// cost an allocation per connection. A loop.Completer's receive is
+	// named by the fd (fRecv), and the Conn is its loop.Receiver.
 	w   any
 	ctx any
 	b   *connBufs  // input left over and output pending; nil when there is neither
@@ -89,6 +89,7 @@ const (
 	fOverHW                      // output passed HighWater: OnDrain due at LowWater
 	fComp                        // I/O through the loop's Completer (Recv, Send)
 	fUnseen                      // input holds bytes OnData has not seen (received as a Recv stopped)
+	fRecv                        // the Completer's receive of fd is on
 )
 
 var clockBase = time.Now()
@@ -477,7 +478,14 @@ func (c *Conn) onSent(n int, err error) {
 	el.flushDirty()
 }
 
-// onRecv is the callback of the connection's Recv.
+// receiver is a Conn as the loop.Receiver of its Completer's receive:
+// a conversion of the pointer, where a method value would allocate a
+// closure per connection, and Conn's own methods stay the user's.
+type receiver Conn
+
+// Received is the callback of the connection's Recv.
+func (r *receiver) Received(p []byte, err error) { (*Conn)(r).onRecv(p, err) }
+
 func (c *Conn) onRecv(p []byte, err error) {
 	if c.flags&fClosed != 0 {
 		return
@@ -493,12 +501,10 @@ func (c *Conn) onRecv(p []byte, err error) {
 	case err == nil:
 		c.deliver(p)
 	case err == io.EOF:
-		c.w = nil // the Recv has ended
-		c.flags &^= fArmedR
+		c.flags &^= fArmedR | fRecv // the Recv has ended
 		c.peerEOF()
 	default:
-		c.w = nil
-		c.flags &^= fArmedR
+		c.flags &^= fArmedR | fRecv
 		c.finishClose(err)
 	}
 	c.el.flushDirty()
@@ -507,6 +513,11 @@ func (c *Conn) onRecv(p []byte, err error) {
 // stopWatch stops the connection's watcher or receive, if it has one (a
 // stream has none: it ends with its Close).
 func (c *Conn) stopWatch() {
+	if c.flags&fRecv != 0 {
+		c.flags &^= fRecv
+		_ = c.el.comp.StopRecv(int(c.fd))
+		return
+	}
 	if w, ok := c.w.(loop.Watcher); ok && c.flags&fStream == 0 {
 		c.w = nil
 		_ = w.Stop()
@@ -536,13 +547,11 @@ func (c *Conn) armComp(want uint32) {
 		c.stopWatch()
 		return
 	}
-	w, err := c.el.comp.Recv(int(c.fd), c.onRecv)
-	if err != nil {
+	if err := c.el.comp.Recv(int(c.fd), (*receiver)(c)); err != nil {
 		c.finishClose(err)
 		return
 	}
-	c.w = w
-	c.flags |= fArmedR
+	c.flags |= fArmedR | fRecv
 	if c.flags&fUnseen != 0 {
 		c.deliver(nil)
 	}

@@ -99,8 +99,9 @@
 // (each loop keeps 64 spare ones). What an idle connection costs the
 // reactor is its Conn, 80 bytes (TestConnSize: no buffers, addresses,
 // timers or completion lists unless used; LocalAddr and RemoteAddr ask
-// the kernel), the 16-byte method value the backend calls on readiness,
-// and its 8-byte slot in the loop's list of connections (connList: blocks
+// the kernel), the 16-byte method value the backend calls on readiness
+// (none on a loop.Completer, whose receive calls the Conn itself: a
+// loop.Receiver), and its 8-byte slot in the loop's list of connections (connList: blocks
 // of 128 slots and an index in the Conn, not a map or a linked list); the
 // backend's watcher is the rest. A new connection makes no garbage either:
 // accepting asks the kernel for no peer address, the list grows a block
@@ -127,11 +128,17 @@
 //	    about 250 B, the backend's stream 96 B (the handler's Conn rides
 //	    in it: loop.ContextStream), the Conn 80 B
 //	go test -tags uring -run XXX -bench IdleHeap/uring -benchtime 1x -count 3 ./reactor/
-//	    on uring with completion I/O 130-131 B (the loop's receive 40 B,
-//	    the reactor 90-91 B); with NoCompletion 130 B (the watch 48 B,
-//	    the reactor 81 B). Below 100 B would take a smaller Conn: the
-//	    reactor's own part is its 80-byte Conn, the 16-byte method value
-//	    the loop calls and its slot in the loop's list
+//	    on uring with completion I/O 129-135 B (the loop's receive
+//	    52 B, the reactor 76-83 B); with NoCompletion 129-130 B (the
+//	    watch 49 B, the reactor 80 B). The receive is a 24-byte entry of
+//	    the loop's table by fd; the benchmark's clients are in the same
+//	    process, so every other fd number is a client's and the table's
+//	    share doubles. In a server of its own (the bench below) a
+//	    receiving connection is its Conn, its slot in the loop's list
+//	    and that entry: 112 B of heap, one allocation. Below 100 B would
+//	    take a smaller Conn (80 B: the loop, the watcher or stream, the
+//	    user's value, the buffers, the extras, the AsyncWrite backlog,
+//	    and the fd, flags and list position)
 //	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
 //	    server RSS per idle connection at 5,000 (medians of three):
 //	    reactor-gnet 300 B, raw gnet 733 B, reactor-cev 386 B, raw
@@ -229,9 +236,13 @@
 // echoed once, 32 dialled at a time). Then 197-198 B (against 211-219 B
 // in the same runs) once the loop's slot tables grew by fixed blocks
 // instead of doubling slices, whose outgrown arrays were garbage the heap
-// kept pages for. The rest is heap: 130 B of live heap per connection
-// (BenchmarkIdleHeap: the Conn's 80 B, the receive's closure, op and
-// slots), and the collector's headroom on it.
+// kept pages for. Then 163 B (the same command, medians of three, at
+// 5,000; 197 B in the run before it) once a receive was an entry of the
+// loop's table by fd, with the Conn as its receiver, instead of an op, a
+// slot and a closure: 48 B and two allocations fewer per connection. The
+// rest is heap: 112 B of live heap per connection (the Conn's 80 B, its
+// slot in the loop's list, the receive's entry), and the collector's
+// headroom on it.
 //
 // # Sockets
 //

@@ -194,7 +194,9 @@ func (el *eventLoop) open(c *Conn) {
 		var err error
 		if el.comp != nil {
 			c.flags |= fComp
-			w, err = el.comp.Recv(int(c.fd), c.onRecv)
+			if err = el.comp.Recv(int(c.fd), (*receiver)(c)); err == nil {
+				c.flags |= fRecv
+			}
 		} else {
 			w, err = el.l.Watch(int(c.fd), loop.Readable, c.onEvent)
 			quiet(w)

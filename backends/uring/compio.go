@@ -69,17 +69,62 @@ type bufRing struct {
 	short   bool   // a receive found the ring empty: grow before the next enter
 }
 
-// recvOp is one Recv, named by its slot in l.recvs and its generation,
-// as watches are. A receiving socket holds one for as long as it
-// receives: 32 bytes (a size class of the allocator; TestOpSize), and
-// its slot.
-type recvOp struct {
-	l    *Loop
-	recv func(p []byte, err error)
-	fd   int32
-	slot int32
+// recvEntry is the receive of the fd that indexes it in l.recvs: its
+// receiver (nil when the fd receives nothing) and the generation of its
+// request, which moves on each time a receive ends, so that a late
+// completion of an abandoned request is recognised, also after the fd
+// number was reused. 24 bytes in the table, and nothing else per
+// receiving socket (TestRecvEntrySize).
+type recvEntry struct {
+	r    loop.Receiver
 	gen  uint32
-	live bool
+	live bool // the request is in the kernel
+}
+
+// recvTable holds the receives by fd, in fixed blocks of recvBlock
+// entries made when an fd of their range first receives: fd numbers are
+// dense, so the table is about as large as the sockets that receive, it
+// leaves no outgrown arrays behind, and an entry keeps its generation
+// across the fd's owners.
+type recvTable struct {
+	blocks []*[recvBlock]recvEntry
+}
+
+const recvBlock = 256
+
+// at returns fd's entry, made if need be.
+func (t *recvTable) at(fd int32) *recvEntry {
+	i := int(fd) / recvBlock
+	if i >= len(t.blocks) {
+		t.blocks = append(t.blocks, make([]*[recvBlock]recvEntry, i+1-len(t.blocks))...)
+	}
+	if t.blocks[i] == nil {
+		t.blocks[i] = new([recvBlock]recvEntry)
+	}
+	return &t.blocks[i][int(fd)%recvBlock]
+}
+
+// get returns fd's entry if its block exists, else nil.
+func (t *recvTable) get(fd int32) *recvEntry {
+	i := int(fd) / recvBlock
+	if fd < 0 || i >= len(t.blocks) || t.blocks[i] == nil {
+		return nil
+	}
+	return &t.blocks[i][int(fd)%recvBlock]
+}
+
+// each calls f with every fd that receives and its entry.
+func (t *recvTable) each(f func(fd int32, e *recvEntry)) {
+	for i, b := range t.blocks {
+		if b == nil {
+			continue
+		}
+		for j := range b {
+			if b[j].r != nil {
+				f(int32(i*recvBlock+j), &b[j])
+			}
+		}
+	}
 }
 
 // sendOp is one Send in flight, in l.sends. Sends are not handed out, so
@@ -97,7 +142,7 @@ func opData(kind uint64, slot int32, gen uint32) uint64 {
 	return kind<<56 | uint64(gen&genMask)<<32 | uint64(uint32(slot))
 }
 
-func (o *recvOp) data() uint64 { return opData(kindRecv, o.slot, o.gen) }
+func recvData(fd int32, gen uint32) uint64 { return opData(kindRecv, fd, gen) }
 
 // setupBufs maps and registers the buffer ring.
 func (l *Loop) setupBufs() error {
@@ -162,11 +207,12 @@ func (b *bufRing) publish() {
 	atomic.StoreUint32(p, v&0xffff|uint32(b.tail)<<16)
 }
 
-// freeRecv frees o's slot; a late completion of o's request is not
-// delivered (the slot's generation moves on).
-func (l *Loop) freeRecv(o *recvOp) {
-	o.gen = (o.gen + 1) & genMask
-	l.recvs.remove(o.slot, o.gen)
+// endRecv ends e's receive; a late completion of its request is not
+// delivered (the generation moves on).
+func endRecv(e *recvEntry) {
+	e.r = nil
+	e.live = false
+	e.gen = (e.gen + 1) & genMask
 }
 
 func (l *Loop) checkFD(op string, fd int) error {
@@ -182,35 +228,38 @@ func (l *Loop) checkFD(op string, fd int) error {
 	return nil
 }
 
-// Recv receives on fd with a multishot IORING_OP_RECV into the loop's
-// provided buffers; see loop.Completer.
-func (l *Loop) Recv(fd int, cb func(p []byte, err error)) (loop.Watcher, error) {
+// Recv receives on fd with an IORING_OP_RECV into the loop's provided
+// buffers; see loop.Completer.
+func (l *Loop) Recv(fd int, r loop.Receiver) error {
 	if err := l.checkFD("recv", fd); err != nil {
-		return nil, err
+		return err
 	}
-	if cb == nil {
-		return nil, fmt.Errorf("uring: recv fd %d: nil callback: %w", fd, os.ErrInvalid)
+	if r == nil {
+		return fmt.Errorf("uring: recv fd %d: nil receiver: %w", fd, os.ErrInvalid)
+	}
+	e := l.recvs.at(int32(fd))
+	if e.r != nil {
+		return fmt.Errorf("uring: recv fd %d: already receiving: %w", fd, os.ErrExist)
 	}
 	if err := l.setupBufs(); err != nil {
-		return nil, fmt.Errorf("uring: recv fd %d: %w", fd, err)
+		return fmt.Errorf("uring: recv fd %d: %w", fd, err)
 	}
-	o := &recvOp{l: l, fd: int32(fd), recv: cb}
-	o.slot, o.gen = l.recvs.add(o, o.gen)
-	l.armRecv(o)
-	return o, nil
+	e.r = r
+	l.armRecv(int32(fd), e)
+	return nil
 }
 
-func (l *Loop) armRecv(o *recvOp) {
+func (l *Loop) armRecv(fd int32, e *recvEntry) {
 	s := l.sqe()
 	s.opcode = opRecv
-	s.fd = o.fd
+	s.fd = fd
 	if recvMulti {
 		s.ioprio = recvMultishot
 	}
 	s.flags = sqeBufferSelect
 	s.bufIndex = bufGroup
-	s.userData = o.data()
-	o.live = true
+	s.userData = recvData(fd, e.gen)
+	e.live = true
 }
 
 // Send writes p to fd with an IORING_OP_SEND (MSG_WAITALL: the kernel
@@ -245,40 +294,42 @@ func (l *Loop) Send(fd int, p []byte, cb func(n int, err error)) error {
 	return nil
 }
 
-// Stop ends a Recv: no callback runs once it returns. The request is
-// cancelled at once, and Stop waits for its last completion (as a
-// watcher's Stop does: the request holds the fd's file until then). If the
-// kernel had received bytes for it by then (a completion not dispatched
-// yet, or one the cancellation raced with), cb runs with them before Stop
-// returns, so that no byte taken from the socket is lost; an end of stream
-// or an error found then is not reported (the socket reports it again to
-// the next receive).
-func (o *recvOp) Stop() error {
-	l := o.l
-	cb := o.recv
-	o.recv = nil
-	if cb == nil || l.closed || l.r == nil {
+// StopRecv ends fd's receive (loop.Completer): no callback runs once it
+// returns. The request is cancelled at once, and StopRecv waits for its
+// last completion (as a watcher's Stop does: the request holds the fd's
+// file until then). If the kernel had received bytes for it by then (a
+// completion not dispatched yet, or one the cancellation raced with), the
+// receiver gets them before StopRecv returns, so that no byte taken from
+// the socket is lost; an end of stream or an error found then is not
+// reported (the socket reports it again to the next receive).
+func (l *Loop) StopRecv(fd int) error {
+	if fd < 0 || fd > math.MaxInt32 {
 		return nil
 	}
-	if o.live {
+	e := l.recvs.get(int32(fd))
+	if e == nil || e.r == nil || l.closed || l.r == nil {
+		return nil
+	}
+	r := e.r
+	data := recvData(int32(fd), e.gen)
+	live := e.live
+	endRecv(e)
+	if live {
 		q := l.sqe()
 		q.opcode = opAsyncCancel
-		q.addr = o.data()
+		q.addr = data
 		q.userData = ignoreData
 		l.submitNow()
-		l.awaitRecv(o, cb)
-		o.live = false
+		l.awaitRecv(data, r)
 	}
-	l.freeRecv(o)
 	return nil
 }
 
-// awaitRecv takes the completions of the stopped receive o, in the
-// dispatch queue and in the CQ, until its last one, giving their bytes to
-// cb; it waits (bounded, as awaitAbandoned) for a last completion still
-// to come.
-func (l *Loop) awaitRecv(o *recvOp, cb func(p []byte, err error)) {
-	data := o.data()
+// awaitRecv takes the completions of the stopped receive whose requests
+// carry data, in the dispatch queue and in the CQ, until its last one,
+// giving their bytes to r; it waits (bounded, as awaitAbandoned) for a
+// last completion still to come.
+func (l *Loop) awaitRecv(data uint64, r loop.Receiver) {
 	done := false
 	take := func(c *cqe) {
 		if done || c.userData != data {
@@ -292,7 +343,7 @@ func (l *Loop) awaitRecv(o *recvOp, cb func(p []byte, err error)) {
 			bid := uint16(c.flags >> 16)
 			if c.res > 0 {
 				off := int(bid) * bufSize
-				cb(l.br.bufs[off:off+int(c.res)], nil)
+				r.Received(l.br.bufs[off:off+int(c.res)], nil)
 			}
 			l.giveBack(bid)
 		}
@@ -358,20 +409,21 @@ func (l *Loop) completeRecv(c cqe) int {
 		// request, after the callback has used it.
 		defer l.giveBack(uint16(c.flags >> 16))
 	}
-	o := l.recvs.get(int32(uint32(c.userData)))
-	if o == nil || o.gen != uint32(c.userData>>32)&genMask || o.recv == nil {
+	fd := int32(uint32(c.userData))
+	e := l.recvs.get(fd)
+	if e == nil || e.gen != uint32(c.userData>>32)&genMask || e.r == nil {
 		return 0
 	}
 	more := c.flags&cqeFMore != 0
-	o.live = more
-	cb := o.recv
+	e.live = more
+	r := e.r
 	switch {
 	case c.res > 0 && c.flags&cqeFBuffer != 0:
 		bid := int(c.flags >> 16)
 		if !more {
-			l.armRecv(o) // one-shot, or the kernel ended it (CQ overflow): go on
+			l.armRecv(fd, e) // one-shot, or the kernel ended it (CQ overflow): go on
 		}
-		cb(l.br.bufs[bid*bufSize:bid*bufSize+int(c.res)], nil)
+		r.Received(l.br.bufs[bid*bufSize:bid*bufSize+int(c.res)], nil)
 		return 1
 	case c.res == -int32(unix.ENOBUFS) && !more:
 		// Every buffer was in use: receive again, after the ring has
@@ -379,23 +431,21 @@ func (l *Loop) completeRecv(c cqe) int {
 		// empty) while under bufCount; the buffers go back as their
 		// callbacks return.
 		l.br.short = true
-		l.armRecv(o)
+		l.armRecv(fd, e)
 		return 0
 	}
 	// The end of the stream, or an error: the last call.
 	if more {
 		q := l.sqe()
 		q.opcode = opAsyncCancel
-		q.addr = o.data()
+		q.addr = c.userData
 		q.userData = ignoreData
-		o.live = false
 	}
-	o.recv = nil
-	l.freeRecv(o)
+	endRecv(e)
 	if c.res == 0 {
-		cb(nil, io.EOF)
+		r.Received(nil, io.EOF)
 	} else {
-		cb(nil, os.NewSyscallError("recv", unix.Errno(-c.res)))
+		r.Received(nil, os.NewSyscallError("recv", unix.Errno(-c.res)))
 	}
 	return 1
 }

@@ -29,7 +29,7 @@ func TestCompletionEcho(t *testing.T) {
 	var end error
 	calls := 0
 	sent := 0
-	_, err := l.Recv(a, func(p []byte, err error) {
+	err := recvFunc(l, a, func(p []byte, err error) {
 		calls++
 		if err != nil {
 			end = err
@@ -73,11 +73,11 @@ func TestCompletionStop(t *testing.T) {
 	l := newLoop(t)
 	a, b := pair(t)
 	calls := 0
-	w, err := l.Recv(a, func([]byte, error) { calls++ })
+	err := recvFunc(l, a, func([]byte, error) { calls++ })
 	require.NoError(t, err)
 	require.NoError(t, l.RunOnce(false))
-	require.NoError(t, w.Stop())
-	require.NoError(t, w.Stop(), "idempotent")
+	require.NoError(t, l.StopRecv(a))
+	require.NoError(t, l.StopRecv(a), "idempotent")
 	_, err = unix.Write(b, []byte("x"))
 	require.NoError(t, err)
 	for range 5 {
@@ -86,7 +86,7 @@ func TestCompletionStop(t *testing.T) {
 	assert.Zero(t, calls)
 	// A second socket still receiving when the loop closes.
 	c, _ := pair(t)
-	_, err = l.Recv(c, func([]byte, error) { calls++ })
+	err = recvFunc(l, c, func([]byte, error) { calls++ })
 	require.NoError(t, err)
 	require.NoError(t, l.RunOnce(false))
 }
@@ -100,7 +100,7 @@ func TestCompletionStopLosesNothing(t *testing.T) {
 	for round := range 60 {
 		a, b := pair(t)
 		var got []byte
-		w, err := l.Recv(a, func(p []byte, err error) {
+		err := recvFunc(l, a, func(p []byte, err error) {
 			require.NoError(t, err)
 			got = append(got, p...)
 		})
@@ -115,7 +115,7 @@ func TestCompletionStopLosesNothing(t *testing.T) {
 			// Task work runs, the completion lands in the CQ.
 			require.NoError(t, l.r.enter(false, -1))
 		}
-		require.NoError(t, w.Stop())
+		require.NoError(t, l.StopRecv(a))
 		during := len(got)
 		for range 3 {
 			require.NoError(t, l.RunOnce(false))
@@ -132,24 +132,79 @@ func TestCompletionStopLosesNothing(t *testing.T) {
 	}
 }
 
-// TestOpSize: a receiving socket's op stays in the 32-byte size class.
-func TestOpSize(t *testing.T) {
-	require.LessOrEqual(t, unsafe.Sizeof(recvOp{}), uintptr(32))
+// TestRecvFDReused: a receive stopped with its request in the kernel,
+// its fd closed and the number reused by another socket: the new
+// receive gets the new socket's bytes, once, and the old one nothing.
+func TestRecvFDReused(t *testing.T) {
+	l := newLoop(t)
+	sockets := func() (int, int) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		return fds[0], fds[1]
+	}
+	for round := range 20 {
+		a, b := sockets()
+		old := 0
+		require.NoError(t, recvFunc(l, a, func([]byte, error) { old++ }))
+		require.NoError(t, l.RunOnce(false)) // in the kernel
+		require.NoError(t, l.StopRecv(a))
+		require.NoError(t, unix.Close(a))
+		require.NoError(t, unix.Close(b))
+		c, d := sockets()
+		if c != a {
+			c, d = d, c
+		}
+		require.Equal(t, a, c, "round %d: the number is reused", round)
+		var got []byte
+		require.NoError(t, recvFunc(l, c, func(p []byte, err error) {
+			if err == nil {
+				got = append(got, p...)
+			}
+		}))
+		msg := "round " + strconv.Itoa(round)
+		_, err := unix.Write(d, []byte(msg))
+		require.NoError(t, err)
+		runUntil(t, l, func() bool { return len(got) >= len(msg) })
+		for range 3 {
+			require.NoError(t, l.RunOnce(false))
+		}
+		require.Equal(t, msg, string(got))
+		require.Zero(t, old)
+		require.NoError(t, l.StopRecv(c))
+		require.NoError(t, unix.Close(c))
+		require.NoError(t, unix.Close(d))
+	}
+}
+
+// TestRecvEntrySize: a receiving socket costs the loop a 24-byte entry
+// of its table by fd, and nothing else.
+func TestRecvEntrySize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(recvEntry{}), uintptr(24))
+}
+
+// recvFunc is l.Recv with a function for the receiver.
+func recvFunc(l *Loop, fd int, f func(p []byte, err error)) error {
+	return l.Recv(fd, loop.ReceiverFunc(f))
 }
 
 // TestCompletionErrors: bad arguments are errors, never panics.
 func TestCompletionErrors(t *testing.T) {
 	l := newLoop(t)
-	_, err := l.Recv(-1, func([]byte, error) {})
+	err := recvFunc(l, -1, func([]byte, error) {})
 	assert.ErrorIs(t, err, unix.EBADF)
 	a, _ := pair(t)
-	_, err = l.Recv(a, nil)
+	err = l.Recv(a, nil)
 	assert.ErrorIs(t, err, os.ErrInvalid)
+	require.NoError(t, recvFunc(l, a, func([]byte, error) {}))
+	err = recvFunc(l, a, func([]byte, error) {})
+	assert.ErrorIs(t, err, os.ErrExist, "one receive per fd")
+	require.NoError(t, l.StopRecv(a))
+	require.NoError(t, l.StopRecv(-1), "no receive: nothing to stop")
 	assert.ErrorIs(t, l.Send(a, nil, func(int, error) {}), os.ErrInvalid)
 	assert.ErrorIs(t, l.Send(a, []byte("x"), nil), os.ErrInvalid)
 	assert.ErrorIs(t, l.Send(-1, []byte("x"), func(int, error) {}), unix.EBADF)
 	require.NoError(t, l.Close())
-	_, err = l.Recv(a, func([]byte, error) {})
+	err = recvFunc(l, a, func([]byte, error) {})
 	assert.ErrorIs(t, err, loop.ErrClosed)
 	assert.ErrorIs(t, l.Send(a, []byte("x"), func(int, error) {}), loop.ErrClosed)
 }
@@ -284,7 +339,7 @@ func serveEcho(l *Loop, fd int, completion bool) error {
 			sending = false
 		}
 	}
-	_, err := l.Recv(fd, func(p []byte, err error) {
+	err := recvFunc(l, fd, func(p []byte, err error) {
 		if err != nil {
 			return
 		}
@@ -305,7 +360,7 @@ func TestCompletionSyscallErrors(t *testing.T) {
 	defer unix.Close(fds[1])
 	var recvErr error
 	calls := 0
-	_, err := l.Recv(fds[0], func(p []byte, err error) {
+	err := recvFunc(l, fds[0], func(p []byte, err error) {
 		calls++
 		recvErr = err
 	})
@@ -343,7 +398,7 @@ func TestBufRingGrowsOnDemand(t *testing.T) {
 	l := newLoop(t)
 	a, b := pair(t)
 	var got []byte
-	_, err := l.Recv(a, func(p []byte, err error) {
+	err := recvFunc(l, a, func(p []byte, err error) {
 		if err == nil {
 			got = append(got, p...)
 		}
@@ -369,7 +424,7 @@ func TestBufRingGrowsOnDemand(t *testing.T) {
 	for i := range n {
 		a, b := pair(t)
 		peers[i] = b
-		_, err := l.Recv(a, func(p []byte, err error) {
+		err := recvFunc(l, a, func(p []byte, err error) {
 			if err == nil {
 				gotN[i] = append(gotN[i], p...)
 			}

@@ -174,9 +174,15 @@
 // cancels the request, waits for its last completion as a watcher's Stop
 // does, and gives the callback whatever the kernel had received for it
 // by then (TestCompletionStopLosesNothing), so a caller can pause or give
-// the socket away. A receiving socket holds a 32-byte op and its 8-byte
-// slot (a watch: 48 B in all); sends have ops of their own, reused, and
-// a message allocates nothing. BenchmarkEcho compares an echo server
+// the socket away. A receive is named by its fd, as in the kernel: the
+// loop keeps a 24-byte entry per fd number (the receiver, an interface
+// value, and the generation of its request) in a table of fixed blocks
+// indexed by fd, as libev keeps its watchers per fd, so a receiving
+// socket allocates nothing of its own, and a caller whose connection is
+// its own loop.Receiver (the reactor's Conn) allocates nothing either (a
+// watch: 48 B; a receive was a 32-byte op, its 8-byte slot and the
+// caller's 16-byte closure before). Sends have ops of their own, reused,
+// and a message allocates nothing. BenchmarkEcho compares an echo server
 // on the loop in both modes, readiness (Watch, then read and write) and
 // completion, with clients on package net in the same process, as the
 // process's CPU time per round trip, clients included (go test -tags
@@ -206,9 +212,10 @@
 // with completion, and its RSS per idle connection at 5,000 from 206-216
 // B to 333-401 B (the receive's op, and the touched pages of the provided
 // buffers, about 0.5 MiB per loop while all 128 were in the ring from the
-// start; 218-219 B since the ring grows on demand, compio.go, and 197-198
-// B since the slot tables grow by blocks); package
-// reactor's documentation has every figure.
+// start; 218-219 B since the ring grows on demand, compio.go, 197-198
+// B since the slot tables grow by blocks, and 163 B since a receive is an
+// entry of the table by fd); package reactor's documentation has every
+// figure.
 //
 // # Why the scheduler does not use completion I/O
 //

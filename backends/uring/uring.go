@@ -105,7 +105,7 @@ type Loop struct {
 
 	// Completion I/O (compio.go): made on first use.
 	br         *bufRing
-	recvs      table[recvOp]
+	recvs      recvTable
 	sends      table[sendOp]
 	spareSends []*sendOp // finished Sends, for reuse
 	inflight   int       // Sends in the kernel
@@ -629,7 +629,7 @@ func (l *Loop) Close() error {
 		l.watches.set(slot, nil)
 	})
 	l.arms = nil
-	l.recvs.each(func(_ int32, o *recvOp) { o.recv = nil })
+	l.recvs.each(func(_ int32, e *recvEntry) { e.r = nil })
 	l.sends.each(func(_ int32, o *sendOp) { o.send = nil })
 	if l.running {
 		l.stopReq.Store(true)
@@ -678,7 +678,7 @@ func (l *Loop) release() error {
 	l.efd = -1
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
-	l.watches, l.recvs, l.sends = table[watcher]{}, table[recvOp]{}, table[sendOp]{}
+	l.watches, l.recvs, l.sends = table[watcher]{}, recvTable{}, table[sendOp]{}
 	l.cqes, l.cqi = nil, 0
 	l.spareSends, l.inflight = nil, 0
 	if l.br != nil {
