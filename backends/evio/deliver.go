@@ -2,6 +2,8 @@
 
 package evio
 
+import "github.com/evhub/evhub/loop"
+
 // What the evio goroutine (and a detached stream's watcher) has for the
 // StreamHandler reaches the loop goroutine as typed entries of one queue,
 // drained by one posted function per batch: delivering an event allocates
@@ -39,20 +41,39 @@ func (l *Loop) drainEvents() { l.evq.Run(runEvent) }
 
 func runEvent(e event) { e.run() }
 
+// runData hands a Data event's bytes to the handler. They are counted as
+// handed over before the handler runs: bytes it takes are its own to
+// account for (it may close the stream inside Data, or panic), and a
+// Close must not take them for unread. So from then until the handler
+// has them, a Close from another goroutine sees neither unread bytes in
+// the handler nor bytes in flight here; the stream's duplicate stays
+// open meanwhile (holdData), so that the handler can still make that
+// close a reset (Control) when the bytes reach it after the Close.
+func (e *event) runData(h loop.StreamHandler) {
+	st := e.st
+	st.holdData(true)
+	defer st.holdData(false)
+	st.consumed(int64(len(e.p)))
+	if inData != nil {
+		inData(st)
+	}
+	h.Data(st, e.p)
+	if e.sv.borrow {
+		returnRead(e.p)
+	}
+}
+
+// inData, set only by tests, runs between a Data event's consumed and
+// its handler.
+var inData func(st *stream)
+
 func (e *event) run() {
 	h := e.sv.h
 	switch e.kind {
 	case evOpened:
 		h.Opened(e.st)
 	case evData:
-		// Counted as handed over before the handler runs: bytes it takes
-		// are its own to account for (it may close the stream inside
-		// Data, or panic), and a Close must not take them for unread.
-		e.st.consumed(int64(len(e.p)))
-		h.Data(e.st, e.p)
-		if e.sv.borrow {
-			returnRead(e.p)
-		}
+		e.runData(h)
 	case evEOF:
 		h.Data(e.st, nil)
 	case evWritable:

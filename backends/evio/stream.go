@@ -57,6 +57,7 @@ type stream struct {
 	watching     bool
 	closedPosted bool
 	releasedDone bool
+	inData       bool // a Data event's handler runs: dfd is held (holdData)
 
 	// Evio goroutine only.
 	rearmed     bool // detached, then back in evio's poller to close (closeEarly)
@@ -588,7 +589,9 @@ func (st *stream) awaitRelease() {
 		full = err != nil || n == 0
 	}
 	var released chan struct{}
-	if !full && !st.releasedDone {
+	// While a Data handler holds dfd (holdData) the release waits for it
+	// to return, which a Close made by that handler must not wait for.
+	if !full && !st.releasedDone && !st.inData {
 		x := st.rareLocked()
 		if x.released == nil {
 			x.released = make(chan struct{})
@@ -674,6 +677,20 @@ func (st *stream) resetOnCloseLocked() {
 	if st.dfd >= 0 {
 		_ = unix.SetsockoptLinger(int(st.dfd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
+}
+
+// holdData keeps dfd open (on) while a Data event's handler runs, and
+// lets it close (off) once the handler returns. Loop goroutine.
+func (st *stream) holdData(on bool) {
+	st.mu.Lock()
+	st.inData = on
+	if on {
+		st.refs++
+	} else {
+		st.refs--
+		st.maybeCloseFD()
+	}
+	st.mu.Unlock()
 }
 
 // Control runs f with the stream's fd (loop.Stream).

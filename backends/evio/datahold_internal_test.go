@@ -1,0 +1,95 @@
+//go:build linux
+
+package evio
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/loop"
+)
+
+// resetHandler makes the close of a stream that gets bytes after its
+// Close a reset, as the scheduler does for bytes nobody will read.
+type resetHandler struct {
+	opened  chan loop.Stream
+	control chan error
+	closing chan struct{}
+}
+
+func (h *resetHandler) Opened(s loop.Stream) {
+	s.SetReadPaused(false)
+	h.opened <- s
+}
+
+func (h *resetHandler) Data(s loop.Stream, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	<-h.closing
+	h.control <- s.Control(func(fd uintptr) {
+		_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	})
+}
+func (*resetHandler) Writable(loop.Stream)      {}
+func (*resetHandler) Closed(loop.Stream, error) {}
+func (*resetHandler) ListenerFailed(error)      {}
+
+// TestDataHoldsDuplicate: a Close from another goroutine while a Data
+// event's bytes are between their count (no longer in flight, so the
+// Close does not reset) and the handler (not yet unread there) must leave
+// the handler able to reset the connection when the bytes reach it: the
+// duplicate stays open until the handler returns, and the peer sees the
+// reset, as net's peer does when a conn closes with unread bytes.
+func TestDataHoldsDuplicate(t *testing.T) {
+	l, err := New()
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	go func() { ran <- l.Run() }()
+	defer func() {
+		l.Stop()
+		require.NoError(t, <-ran)
+		require.NoError(t, l.Close())
+	}()
+	h := &resetHandler{opened: make(chan loop.Stream, 1), control: make(chan error, 1), closing: make(chan struct{})}
+	entered := make(chan struct{})
+	closed := make(chan struct{})
+	inData = func(*stream) {
+		close(entered)
+		select {
+		case <-closed:
+		case <-time.After(300 * time.Millisecond): // the Close waits for the handler
+		}
+	}
+	defer func() { inData = nil }()
+	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
+	require.NoError(t, err)
+	defer ln.Close()
+	ln.SetAcceptPaused(false)
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer peer.Close()
+	require.NoError(t, peer.SetDeadline(time.Now().Add(10*time.Second)))
+	s := <-h.opened
+	_, err = peer.Write([]byte("unread"))
+	require.NoError(t, err)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Data event")
+	}
+	close(h.closing)
+	require.NoError(t, s.Close())
+	close(closed)
+	require.NoError(t, <-h.control, "the handler could not reach the socket")
+	_, err = peer.Read(make([]byte, 1))
+	var errno syscall.Errno
+	assert.True(t, errors.As(err, &errno) && errno == syscall.ECONNRESET, "the peer read %v, not a reset", err)
+}
