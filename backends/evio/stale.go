@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -118,11 +119,15 @@ type keptFD struct {
 // prepareCopies lists, once, the descriptors private copies keep.
 func prepareCopies() {
 	copyKeep.once.Do(func() {
-		// The runtime creates its poller with the first pollable file.
+		// The runtime creates its poller with the first pollable file,
+		// and registers the pipe's read end in it: that names it.
 		if r, w, err := os.Pipe(); err == nil {
+			var st unix.Stat_t
+			if unix.Fstat(int(r.Fd()), &st) == nil {
+				copyKeep.fds = listKept(int(r.Fd()), st.Ino)
+			}
 			_, _ = r.Close(), w.Close()
 		}
-		copyKeep.fds = listKept()
 		if pidfd, err := unix.PidfdOpen(unix.Getpid(), 0); err == nil {
 			if fd, err := unix.PidfdGetfd(pidfd, pidfd, 0); err == nil {
 				copyKeep.fetch = true
@@ -133,24 +138,46 @@ func prepareCopies() {
 	})
 }
 
-// listKept lists standard I/O and the open epoll instances and eventfds
-// (the runtime's poller among them).
-func listKept() []keptFD {
+// listKept lists standard I/O and the runtime's poller: the epoll
+// instance that watches fd (of inode ino, a pollable file the runtime
+// registered) and the eventfd among its targets, which wakes it. Only
+// where no instance is found so are all open epoll instances and
+// eventfds listed (the runtime's among them). Copies should hold no more:
+// every descriptor numbered below the highest kept is copied, if only for
+// a moment, and a copied socket stays open for as long as the copy holds
+// it (its peer does not see a Close of the process's own).
+func listKept(fd int, ino uint64) []keptFD {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return nil
 	}
 	fds := []int{0, 1, 2}
+	var anon []int
 	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
+		n, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
 		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
 		if target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" {
-			fds = append(fds, fd)
+			anon = append(anon, n)
 		}
+		if target != "anon_inode:[eventpoll]" {
+			continue
+		}
+		targets := epollTargets(n)
+		if !slices.Contains(targets, epollTarget{fd, ino}) {
+			continue
+		}
+		for _, t := range targets {
+			if l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(t.fd)); l == "anon_inode:[eventfd]" {
+				anon = []int{n, t.fd}
+				break
+			}
+		}
+		break
 	}
+	fds = append(fds, anon...)
 	slices.Sort(fds)
 	kept := []keptFD{}
 	for _, fd := range slices.Compact(fds) {
@@ -160,6 +187,40 @@ func listKept() []keptFD {
 		}
 	}
 	return kept
+}
+
+// epollTarget is a descriptor an epoll instance watches, and its inode.
+type epollTarget struct {
+	fd  int
+	ino uint64
+}
+
+// epollTargets lists what the epoll instance epfd watches, from its
+// /proc fdinfo ("tfd: 5 events: 19 data: ... ino:1bc400b sdev:f").
+func epollTargets(epfd int) []epollTarget {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
+	if err != nil {
+		return nil
+	}
+	var ts []epollTarget
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "tfd:" {
+			continue
+		}
+		fd, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		t := epollTarget{fd: fd}
+		for _, kv := range f[2:] {
+			if v, ok := strings.CutPrefix(kv, "ino:"); ok {
+				t.ino, _ = strconv.ParseUint(v, 16, 64)
+			}
+		}
+		ts = append(ts, t)
+	}
+	return ts
 }
 
 // stillKept returns, sorted, the kept descriptors whose number names the

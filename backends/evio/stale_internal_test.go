@@ -196,3 +196,50 @@ func TestDeleteStale(t *testing.T) {
 		}()
 	}
 }
+
+// TestCopiesKeepOnlyTheRuntimePoller: of the process's epoll instances
+// and eventfds, copies keep only the runtime's poller and the eventfd
+// that wakes it, not another loop's (every descriptor numbered below the
+// highest kept is copied into a private table, sockets too).
+func TestCopiesKeepOnlyTheRuntimePoller(t *testing.T) {
+	other, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	require.NoError(t, err)
+	defer unix.Close(other)
+	otherWake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	require.NoError(t, err)
+	defer unix.Close(otherWake)
+	require.NoError(t, unix.EpollCtl(other, unix.EPOLL_CTL_ADD, otherWake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(otherWake)}))
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer func() { _, _ = r.Close(), w.Close() }()
+	var st unix.Stat_t
+	require.NoError(t, unix.Fstat(int(r.Fd()), &st))
+
+	kept := listKept(int(r.Fd()), st.Ino)
+	var fds []int
+	for _, k := range kept {
+		fds = append(fds, k.fd)
+	}
+	require.Len(t, fds, 5, "standard I/O and the runtime's two: %v", fds)
+	assert.Equal(t, []int{0, 1, 2}, fds[:3])
+	assert.NotContains(t, fds, other)
+	assert.NotContains(t, fds, otherWake)
+	var ep, wake int
+	for _, fd := range fds[3:] {
+		switch l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); l {
+		case "anon_inode:[eventpoll]":
+			ep = fd
+		case "anon_inode:[eventfd]":
+			wake = fd
+		}
+	}
+	require.NotZero(t, ep, "no epoll instance kept")
+	require.NotZero(t, wake, "no eventfd kept")
+	targets := epollTargets(ep)
+	assert.Contains(t, targets, epollTarget{int(r.Fd()), st.Ino}, "the kept instance does not watch the runtime's files")
+	var watched []int
+	for _, tg := range targets {
+		watched = append(watched, tg.fd)
+	}
+	assert.Contains(t, watched, wake, "the kept eventfd does not wake the kept instance")
+}
