@@ -128,6 +128,7 @@ func prepareCopies() {
 			}
 			_, _ = r.Close(), w.Close()
 		}
+		copyKeep.fds = fillHoles(copyKeep.fds)
 		if pidfd, err := unix.PidfdOpen(unix.Getpid(), 0); err == nil {
 			if fd, err := unix.PidfdGetfd(pidfd, pidfd, 0); err == nil {
 				copyKeep.fetch = true
@@ -186,6 +187,48 @@ func listKept(fd int, ino uint64) []keptFD {
 			kept = append(kept, keptFD{fd, st.Dev, st.Ino})
 		}
 	}
+	return kept
+}
+
+// fillHoles takes the free numbers below the highest kept descriptor
+// with placeholders (/dev/null, kept from then on): a copy takes every
+// number below the highest kept, and a socket given one of those later
+// would be copied with them.
+func fillHoles(kept []keptFD) []keptFD {
+	if len(kept) == 0 {
+		return kept
+	}
+	top := kept[len(kept)-1].fd
+	first, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return kept
+	}
+	// Duplicated from above top: open took the lowest free number, a
+	// hole itself maybe, which the loop fills in order.
+	null, err := unix.FcntlInt(uintptr(first), unix.F_DUPFD_CLOEXEC, top+1)
+	_ = unix.Close(first)
+	if err != nil {
+		return kept
+	}
+	defer unix.Close(null)
+	for n := 3; n < top; n++ {
+		if _, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err != unix.EBADF {
+			continue
+		}
+		// The lowest free number from n: n itself, unless another
+		// goroutine took it meanwhile (then it is not ours to hold).
+		got, err := unix.FcntlInt(uintptr(null), unix.F_DUPFD_CLOEXEC, n)
+		if err != nil {
+			break
+		}
+		var st unix.Stat_t
+		if got != n || unix.Fstat(got, &st) != nil {
+			_ = unix.Close(got)
+			continue
+		}
+		kept = append(kept, keptFD{got, st.Dev, st.Ino})
+	}
+	slices.SortFunc(kept, func(a, b keptFD) int { return a.fd - b.fd })
 	return kept
 }
 
@@ -257,7 +300,7 @@ func unshareKept(keep ...int) ([]int, error) {
 	}
 	if copyKeep.fds != nil {
 		if fds := stillKept(copied); len(fds) > 0 && unix.CloseRange(uint(fds[len(fds)-1]+1), ^uint(0), closeRangeUnshare) == nil {
-			dropCopied(copied...)
+			dropAllBut(fds)
 			if copyKeep.fetch {
 				return fetch(keep)
 			}
@@ -300,12 +343,20 @@ func dropCopied(keep ...int) {
 	if copyKeep.fds == nil {
 		return
 	}
-	next := 0
-	for _, fd := range stillKept(keep) {
-		if fd > next {
-			_ = unix.CloseRange(uint(next), uint(fd-1), 0)
+	dropAllBut(stillKept(keep))
+}
+
+// dropAllBut closes every descriptor of the calling thread's private
+// table but fds (sorted). Raw system calls, nothing between them: an
+// ordinary one may give the thread's P away on its way back and park the
+// thread until it gets one, holding whatever the copy took meanwhile.
+func dropAllBut(fds []int) {
+	next := uintptr(0)
+	for _, fd := range fds {
+		if uintptr(fd) > next {
+			unix.RawSyscall(unix.SYS_CLOSE_RANGE, next, uintptr(fd-1), 0)
 		}
-		next = fd + 1
+		next = uintptr(fd) + 1
 	}
-	_ = unix.CloseRange(uint(next), ^uint(0), 0)
+	unix.RawSyscall(unix.SYS_CLOSE_RANGE, next, uintptr(^uint32(0)), 0)
 }

@@ -243,3 +243,44 @@ func TestCopiesKeepOnlyTheRuntimePoller(t *testing.T) {
 	}
 	assert.Contains(t, watched, wake, "the kept eventfd does not wake the kept instance")
 }
+
+// TestFillHoles: a free number below the highest kept descriptor gets a
+// placeholder that copies keep, so that no socket can take it later and
+// be copied with the kept ones; numbers in use are left alone.
+func TestFillHoles(t *testing.T) {
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	defer unix.Close(p[1])
+	inUse, err := unix.Open("/dev/zero", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(inUse)
+	top, err := unix.FcntlInt(uintptr(p[1]), unix.F_DUPFD_CLOEXEC, max(p[1], inUse)+1)
+	require.NoError(t, err)
+	defer unix.Close(top)
+	hole := p[0]
+	require.NoError(t, unix.Close(hole))
+
+	var kept []keptFD
+	for _, fd := range []int{0, 1, 2, top} {
+		var st unix.Stat_t
+		require.NoError(t, unix.Fstat(fd, &st))
+		kept = append(kept, keptFD{fd, st.Dev, st.Ino})
+	}
+	kept = fillHoles(kept)
+	var fds []int
+	for _, k := range kept {
+		fds = append(fds, k.fd)
+		if k.fd != 0 && k.fd != 1 && k.fd != 2 && k.fd != top {
+			defer unix.Close(k.fd)
+		}
+	}
+	assert.True(t, slices.IsSorted(fds), "%v", fds)
+	require.Contains(t, fds, hole, "the free number below the highest kept has no placeholder")
+	l, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(hole))
+	require.NoError(t, err)
+	assert.Equal(t, "/dev/null", l)
+	assert.NotContains(t, fds, inUse, "a number in use was taken")
+	l, err = os.Readlink("/proc/self/fd/" + strconv.Itoa(inUse))
+	require.NoError(t, err)
+	assert.Equal(t, "/dev/zero", l, "a number in use was replaced")
+}
