@@ -136,6 +136,13 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 	if st.detached {
 		st.mu.Lock()
 		st.evioHoldsFD = false // detached at its EOF: this close is no news
+		if errno, ok := err.(syscall.Errno); ok && errno != syscall.EPIPE {
+			// ...but for the pending socket error (the peer's reset) that
+			// evio's read took for an event of its batch after the stream
+			// had left its poller (CloseRead): the kernel reports it
+			// once, so the stream does, to the next read or TCP write.
+			st.setPendErrLocked(errno)
+		}
 		st.checkReleased()
 		st.mu.Unlock()
 		return sv.idleAction()
