@@ -153,7 +153,7 @@ func listKept(fd int, ino uint64) []keptFD {
 		return nil
 	}
 	fds := []int{0, 1, 2}
-	var anon []int
+	var anon, poller []int
 	for _, e := range ents {
 		n, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -163,7 +163,7 @@ func listKept(fd int, ino uint64) []keptFD {
 		if target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" {
 			anon = append(anon, n)
 		}
-		if target != "anon_inode:[eventpoll]" {
+		if target != "anon_inode:[eventpoll]" || poller != nil {
 			continue
 		}
 		targets := epollTargets(n)
@@ -172,11 +172,13 @@ func listKept(fd int, ino uint64) []keptFD {
 		}
 		for _, t := range targets {
 			if l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(t.fd)); l == "anon_inode:[eventfd]" {
-				anon = []int{n, t.fd}
+				poller = []int{n, t.fd}
 				break
 			}
 		}
-		break
+	}
+	if poller != nil {
+		anon = poller
 	}
 	fds = append(fds, anon...)
 	slices.Sort(fds)

@@ -242,6 +242,14 @@ func TestCopiesKeepOnlyTheRuntimePoller(t *testing.T) {
 		watched = append(watched, tg.fd)
 	}
 	assert.Contains(t, watched, wake, "the kept eventfd does not wake the kept instance")
+
+	// No instance watches the file named: every epoll instance and
+	// eventfd is kept, the runtime's among them.
+	var all []int
+	for _, k := range listKept(-1, 0) {
+		all = append(all, k.fd)
+	}
+	assert.Subset(t, all, []int{0, 1, 2, ep, wake, other, otherWake})
 }
 
 // TestFillHoles: a free number below the highest kept descriptor gets a
