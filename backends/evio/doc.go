@@ -129,11 +129,11 @@
 //     sockets: close_range with CLOSE_RANGE_UNSHARE copies only the
 //     numbers up to the last it keeps (standard I/O and the runtime's
 //     poller and its eventfd, opened early: the epoll instance that
-//     watches a pipe the backend opens at the first start; the free
-//     numbers below them get /dev/null placeholders then, so that no
-//     socket can take one), drops at once, with raw system calls, whatever
-//     else that copied, and
-//     fetches any other file it needs with pidfd_getfd. A
+//     watches a pipe the package opens as it starts; the free numbers
+//     below them get /dev/null placeholders then, so that no socket can
+//     take one), drops at once, with raw system calls, whatever else
+//     that copied, and fetches any other file it needs with
+//     pidfd_getfd. A
 //     copy would hold open any socket another goroutine closed meanwhile,
 //     its peer seeing the close only when the copy goes (stale.go,
 //     TestDropCopied, TestCopiesSkipReusedNumbers,

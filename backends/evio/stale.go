@@ -116,6 +116,13 @@ type keptFD struct {
 	dev, ino uint64
 }
 
+// The descriptors copies keep are listed when the package starts, before
+// the program has opened much: the runtime's poller is made then if not
+// yet (prepareCopies' pipe), few numbers below it are free, and the
+// placeholders that take those (fillHoles) are in place before anything
+// counts the process's descriptors, as the tests' leak checks do.
+func init() { prepareCopies() }
+
 // prepareCopies lists, once, the descriptors private copies keep.
 func prepareCopies() {
 	copyKeep.once.Do(func() {
