@@ -4,9 +4,6 @@ package evio
 
 import (
 	"errors"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -54,18 +51,13 @@ func OnSalvage(f func(epfd, fd int)) (undo func()) {
 }
 
 // EpollTargets lists the descriptor numbers registered in an epoll
-// instance, from its /proc fdinfo ("tfd: N events: ...").
+// instance, from its /proc fdinfo (epollTargets).
 func EpollTargets(t testing.TB, epfd int) []int {
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
+	ts, err := epollTargets(epfd)
 	require.NoError(t, err)
-	var fds []int
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "tfd:" {
-			n, err := strconv.Atoi(f[1])
-			require.NoError(t, err)
-			fds = append(fds, n)
-		}
+	fds := make([]int, 0, len(ts))
+	for _, tg := range ts {
+		fds = append(fds, tg.fd)
 	}
 	return fds
 }

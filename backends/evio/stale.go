@@ -87,8 +87,8 @@ func inPrivateTable(keep []int, f func(own []int) error) error {
 // the copy goes. So a copy holds only what its thread may still use:
 // standard I/O and the Go runtime's poller and the eventfd that wakes it
 // (the thread's exit may wake the poller, and a failed wake-up is fatal to
-// the runtime), as they were when the first evio server started, each only
-// while its number still names that file; and the files its caller names,
+// the runtime), as they were when the package started, each only while
+// its number still names that file; and the files its caller names,
 // fetched from the process's table (pidfd_getfd) rather than copied.
 //
 // Measured with the differential fuzzer, whose 8 workers each stop an evio
@@ -173,7 +173,7 @@ func listKept(fd int, ino uint64) []keptFD {
 		if target != "anon_inode:[eventpoll]" || poller != nil {
 			continue
 		}
-		targets := epollTargets(n)
+		targets, _ := epollTargets(n)
 		if !slices.Contains(targets, epollTarget{fd, ino}) {
 			continue
 		}
@@ -249,10 +249,10 @@ type epollTarget struct {
 
 // epollTargets lists what the epoll instance epfd watches, from its
 // /proc fdinfo ("tfd: 5 events: 19 data: ... ino:1bc400b sdev:f").
-func epollTargets(epfd int) []epollTarget {
+func epollTargets(epfd int) ([]epollTarget, error) {
 	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var ts []epollTarget
 	for _, line := range strings.Split(string(b), "\n") {
@@ -272,7 +272,7 @@ func epollTargets(epfd int) []epollTarget {
 		}
 		ts = append(ts, t)
 	}
-	return ts
+	return ts, nil
 }
 
 // stillKept returns, sorted, the kept descriptors whose number names the
@@ -316,10 +316,13 @@ func unshareKept(keep ...int) ([]int, error) {
 			return keep, nil
 		}
 	}
+	all := stillKept(keep) // listed before the copy, as above
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 		return nil, err
 	}
-	dropCopied(keep...)
+	if copyKeep.fds != nil {
+		dropAllBut(all)
+	}
 	return keep, nil
 }
 
@@ -343,16 +346,6 @@ func fetch(fds []int) ([]int, error) {
 		own = append(own, n)
 	}
 	return own, nil
-}
-
-// dropCopied closes, in the calling thread's private copy of the
-// descriptor table, every descriptor but the kept ones (stillKept) and
-// keep. It does nothing unless prepareCopies listed them.
-func dropCopied(keep ...int) {
-	if copyKeep.fds == nil {
-		return
-	}
-	dropAllBut(stillKept(keep))
 }
 
 // dropAllBut closes every descriptor of the calling thread's private

@@ -17,7 +17,7 @@ import (
 
 // TestDropCopied: while a thread holds a private copy of the descriptor
 // table, a socket the process closes must still reach its peer at once
-// (dropCopied dropped the copy's reference), what the caller keeps stays
+// (dropAllBut dropped the copy's reference), what the caller keeps stays
 // open in the copy, and the thread, a Go thread that goes on running Go
 // code (a timer here, which may wake the runtime's poller), ends cleanly.
 func TestDropCopied(t *testing.T) {
@@ -235,7 +235,8 @@ func TestCopiesKeepOnlyTheRuntimePoller(t *testing.T) {
 	}
 	require.NotZero(t, ep, "no epoll instance kept")
 	require.NotZero(t, wake, "no eventfd kept")
-	targets := epollTargets(ep)
+	targets, err := epollTargets(ep)
+	require.NoError(t, err)
 	assert.Contains(t, targets, epollTarget{int(r.Fd()), st.Ino}, "the kept instance does not watch the runtime's files")
 	var watched []int
 	for _, tg := range targets {
