@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/evhub/evhub/backends/evio"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -58,15 +57,7 @@ func TestDataBorrower(t *testing.T) {
 	for _, borrow := range []bool{false, true} {
 		t.Run(map[bool]string{false: "owns", true: "borrows"}[borrow], func(t *testing.T) {
 			checkClean(t)
-			l, err := evio.New()
-			require.NoError(t, err)
-			ran := make(chan error, 1)
-			go func() { ran <- l.Run() }()
-			defer func() {
-				l.Stop()
-				require.NoError(t, <-ran)
-				require.NoError(t, l.Close())
-			}()
+			l := runningLoop(t)
 			msg := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz"), 30000) // ~1 MiB
 			kh := &keepHandler{t: t, want: len(msg), done: make(chan struct{})}
 			var h loop.StreamHandler = kh

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/evhub/evhub/backends/evio"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -44,15 +43,7 @@ func (h ctxHandler) ListenerFailed(err error) { assert.NoError(h.t, err) }
 // Opened, then the value set, in every later event.
 func TestContextStream(t *testing.T) {
 	checkClean(t)
-	l, err := evio.New()
-	require.NoError(t, err)
-	ran := make(chan error, 1)
-	go func() { ran <- l.Run() }()
-	defer func() {
-		l.Stop()
-		require.NoError(t, <-ran)
-		require.NoError(t, l.Close())
-	}()
+	l := runningLoop(t)
 	h := ctxHandler{t: t, opened: make(chan any, 1), data: make(chan any, 1), closed: make(chan any, 1)}
 	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
 	require.NoError(t, err)

@@ -50,6 +50,22 @@ func checkClean(t *testing.T) {
 	})
 }
 
+// runningLoop returns a new evio loop running on a goroutine of its own,
+// stopped and closed (both without error) when t's cleanup runs.
+func runningLoop(t *testing.T) *evio.Loop {
+	t.Helper()
+	l, err := evio.New()
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	go func() { ran <- l.Run() }()
+	t.Cleanup(func() {
+		l.Stop()
+		require.NoError(t, <-ran)
+		require.NoError(t, l.Close())
+	})
+	return l
+}
+
 // pair returns an accepted hub conn on a fresh evio hub and its peer,
 // dialed with the standard library.
 func pair(t testing.TB, network string) (hub *scheduler.Hub, c, peer net.Conn) {

@@ -50,6 +50,13 @@ func OnSalvage(f func(epfd, fd int)) (undo func()) {
 	return func() { beforeSalvage = nil }
 }
 
+// OnDataHanded makes f run for every Data event between the count of its
+// bytes (no longer in flight) and its handler. It returns the undo.
+func OnDataHanded(f func()) (undo func()) {
+	inData = func(*stream) { f() }
+	return func() { inData = nil }
+}
+
 // EpollTargets lists the descriptor numbers registered in an epoll
 // instance, from its /proc fdinfo (epollTargets).
 func EpollTargets(t testing.TB, epfd int) []int {

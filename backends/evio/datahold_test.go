@@ -1,6 +1,6 @@
 //go:build linux
 
-package evio
+package evio_test
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/evhub/evhub/backends/evio"
 	"github.com/evhub/evhub/loop"
 )
 
@@ -49,26 +50,17 @@ func (*resetHandler) ListenerFailed(error)      {}
 // duplicate stays open until the handler returns, and the peer sees the
 // reset, as net's peer does when a conn closes with unread bytes.
 func TestDataHoldsDuplicate(t *testing.T) {
-	l, err := New()
-	require.NoError(t, err)
-	ran := make(chan error, 1)
-	go func() { ran <- l.Run() }()
-	defer func() {
-		l.Stop()
-		require.NoError(t, <-ran)
-		require.NoError(t, l.Close())
-	}()
+	l := runningLoop(t)
 	h := &resetHandler{opened: make(chan loop.Stream, 1), control: make(chan error, 1), closing: make(chan struct{})}
 	entered := make(chan struct{})
 	closed := make(chan struct{})
-	inData = func(*stream) {
+	defer evio.OnDataHanded(func() {
 		close(entered)
 		select {
 		case <-closed:
 		case <-time.After(300 * time.Millisecond): // the Close waits for the handler
 		}
-	}
-	defer func() { inData = nil }()
+	})()
 	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
 	require.NoError(t, err)
 	defer ln.Close()
