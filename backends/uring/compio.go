@@ -70,15 +70,16 @@ type bufRing struct {
 }
 
 // recvEntry is the receive of the fd that indexes it in l.recvs: its
-// receiver (nil when the fd receives nothing) and the generation of its
-// request, which moves on each time a receive ends, so that a late
-// completion of an abandoned request is recognised, also after the fd
-// number was reused. 24 bytes in the table, and nothing else per
-// receiving socket (TestRecvEntrySize).
+// receiver (nil when the fd receives nothing; while it is not, a request
+// of the receive is queued or in the kernel: a completion that does not
+// end the receive arms the next) and the generation of its request,
+// which moves on each time a receive ends, so that a late completion of
+// an abandoned request is recognised, also after the fd number was
+// reused. 24 bytes in the table, and nothing else per receiving socket
+// (TestRecvEntrySize).
 type recvEntry struct {
-	r    loop.Receiver
-	gen  uint32
-	live bool // the request is in the kernel
+	r   loop.Receiver
+	gen uint32
 }
 
 // recvTable holds the receives by fd, in fixed blocks of recvBlock
@@ -211,7 +212,6 @@ func (b *bufRing) publish() {
 // delivered (the generation moves on).
 func endRecv(e *recvEntry) {
 	e.r = nil
-	e.live = false
 	e.gen = (e.gen + 1) & genMask
 }
 
@@ -259,7 +259,6 @@ func (l *Loop) armRecv(fd int32, e *recvEntry) {
 	s.flags = sqeBufferSelect
 	s.bufIndex = bufGroup
 	s.userData = recvData(fd, e.gen)
-	e.live = true
 }
 
 // Send writes p to fd with an IORING_OP_SEND (MSG_WAITALL: the kernel
@@ -312,16 +311,13 @@ func (l *Loop) StopRecv(fd int) error {
 	}
 	r := e.r
 	data := recvData(int32(fd), e.gen)
-	live := e.live
 	endRecv(e)
-	if live {
-		q := l.sqe()
-		q.opcode = opAsyncCancel
-		q.addr = data
-		q.userData = ignoreData
-		l.submitNow()
-		l.awaitRecv(data, r)
-	}
+	q := l.sqe()
+	q.opcode = opAsyncCancel
+	q.addr = data
+	q.userData = ignoreData
+	l.submitNow()
+	l.awaitRecv(data, r)
 	return nil
 }
 
@@ -415,7 +411,6 @@ func (l *Loop) completeRecv(c cqe) int {
 		return 0
 	}
 	more := c.flags&cqeFMore != 0
-	e.live = more
 	r := e.r
 	switch {
 	case c.res > 0 && c.flags&cqeFBuffer != 0:

@@ -170,11 +170,11 @@
 // sockets (128 × 16 KiB, mapped on the first Recv; a socket holds no
 // buffer while nothing arrives), a send is an IORING_OP_SEND with
 // MSG_WAITALL. A receive is one-shot, re-armed with the next enter, for
-// the same reason as the watches. Stopping a receive loses no byte: Stop
-// cancels the request, waits for its last completion as a watcher's Stop
-// does, and gives the callback whatever the kernel had received for it
-// by then (TestCompletionStopLosesNothing), so a caller can pause or give
-// the socket away. A receive is named by its fd, as in the kernel: the
+// the same reason as the watches. Stopping a receive loses no byte:
+// StopRecv cancels the request, waits for its last completion as a
+// watcher's Stop does, and gives the receiver whatever the kernel had
+// received for it by then (TestCompletionStopLosesNothing), so a caller
+// can pause or give the socket away. A receive is named by its fd, as in the kernel: the
 // loop keeps a 24-byte entry per fd number (the receiver, an interface
 // value, and the generation of its request) in a table of fixed blocks
 // indexed by fd, as libev keeps its watchers per fd, so a receiving
