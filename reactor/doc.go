@@ -135,10 +135,12 @@
 //	    process, so every other fd number is a client's and the table's
 //	    share doubles. In a server of its own (the bench below) a
 //	    receiving connection is its Conn, its slot in the loop's list
-//	    and that entry: 112 B of heap, one allocation. Below 100 B would
-//	    take a smaller Conn (80 B: the loop, the watcher or stream, the
-//	    user's value, the buffers, the extras, the AsyncWrite backlog,
-//	    and the fd, flags and list position)
+//	    and that entry: 80 + 8 + 24 = 112 B of heap by the sizes
+//	    TestConnSize and the uring backend's TestRecvEntrySize hold, one
+//	    allocation. Below 100 B would take a smaller Conn (80 B: the
+//	    loop, the watcher or stream, the user's value, the buffers, the
+//	    extras, the AsyncWrite backlog, and the fd, flags and list
+//	    position)
 //	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
 //	    server RSS per idle connection at 5,000 (medians of three):
 //	    reactor-gnet 300 B, raw gnet 733 B, reactor-cev 386 B, raw
@@ -240,9 +242,9 @@
 // 5,000; 197 B in the run before it) once a receive was an entry of the
 // loop's table by fd, with the Conn as its receiver, instead of an op, a
 // slot and a closure: 48 B and two allocations fewer per connection. The
-// rest is heap: 112 B of live heap per connection (the Conn's 80 B, its
-// slot in the loop's list, the receive's entry), and the collector's
-// headroom on it.
+// rest is heap: 112 B of live heap per connection by the structures'
+// sizes (the Conn's 80 B, its 8-byte slot in the loop's list, the
+// receive's 24-byte entry), and the collector's headroom on it.
 //
 // # Sockets
 //
