@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -22,12 +23,7 @@ import (
 // nothing else. Input left over from OnData and output the kernel has not
 // taken live in pooled buffers that are returned the moment they empty.
 type Conn struct {
-	el *eventLoop
-	// w is the connection's loop.IOWatcher or (fStream) its loop.Stream
-	// itself: an interface value stored as is, where a wrapper type would
-	// cost an allocation per connection. A loop.Completer's receive is
-	// named by the fd (fRecv), and the Conn is its loop.Receiver.
-	w   any
+	el  *eventLoop
 	ctx any
 	b   *connBufs  // input left over and output pending; nil when there is neither
 	x   *connExtra // what only some connections use; nil until one does
@@ -41,6 +37,37 @@ type Conn struct {
 	flags     uint32
 	idx       int32 // position in the loop's conns
 	published int32
+}
+
+// watchedConn is a connection on a loop without a loop.Completer: a Conn
+// and its loop.IOWatcher or (fStream) its loop.Stream, an interface value
+// stored as is, where a wrapper type would cost an allocation per
+// connection. A Completer's receive is named by the fd (fRecv) and the
+// Conn is its loop.Receiver, so those connections are a bare Conn, one
+// size class (16 bytes) smaller (TestConnSize). Which one a connection is
+// is fixed when it is made (newConn): fComp marks the bare ones.
+type watchedConn struct {
+	Conn
+	w any
+}
+
+// newConn makes el's connection of fd (-1 for a stream), bare on a loop
+// with a Completer.
+func (el *eventLoop) newConn(fd int, flags uint32) *Conn {
+	if el.comp != nil && flags&fStream == 0 {
+		return &Conn{el: el, fd: int32(fd), flags: flags | fComp}
+	}
+	return &(&watchedConn{Conn: Conn{el: el, fd: int32(fd), flags: flags}}).Conn
+}
+
+// watcher is where a connection made without fComp keeps its watcher or
+// stream; nil for a bare Conn.
+func (c *Conn) watcher() *any {
+	if c.flags&fComp != 0 {
+		return nil
+	}
+	// The Conn is the first field of the watchedConn newConn made.
+	return &(*watchedConn)(unsafe.Pointer(c)).w
 }
 
 // connBufs holds a connection's pooled buffers: live bytes are
@@ -518,8 +545,11 @@ func (c *Conn) stopWatch() {
 		_ = c.el.comp.StopRecv(int(c.fd))
 		return
 	}
-	if w, ok := c.w.(loop.Watcher); ok && c.flags&fStream == 0 {
-		c.w = nil
+	if c.flags&(fComp|fStream) != 0 {
+		return
+	}
+	if w, ok := (*c.watcher()).(loop.Watcher); ok {
+		*c.watcher() = nil
 		_ = w.Stop()
 	}
 }
@@ -645,7 +675,7 @@ func (c *Conn) arm() {
 	if want&fArmedW != 0 {
 		ev |= loop.Writable
 	}
-	if err := c.w.(loop.IOWatcher).Modify(ev); err != nil {
+	if err := (*c.watcher()).(loop.IOWatcher).Modify(ev); err != nil {
 		c.finishClose(err)
 		return
 	}

@@ -128,19 +128,18 @@
 //	    about 250 B, the backend's stream 96 B (the handler's Conn rides
 //	    in it: loop.ContextStream), the Conn 80 B
 //	go test -tags uring -run XXX -bench IdleHeap/uring -benchtime 1x -count 3 ./reactor/
-//	    on uring with completion I/O 129-135 B (the loop's receive
-//	    52 B, the reactor 76-83 B); with NoCompletion 129-130 B (the
-//	    watch 49 B, the reactor 80 B). The receive is a 24-byte entry of
-//	    the loop's table by fd; the benchmark's clients are in the same
+//	    on uring with completion I/O 104-105 B (the loop's receive
+//	    44 B, the reactor 60-61 B); with NoCompletion 129 B (the
+//	    watch 49 B, the reactor 80 B). The receive is 20 bytes of the
+//	    loop's table by fd; the benchmark's clients are in the same
 //	    process, so every other fd number is a client's and the table's
 //	    share doubles. In a server of its own (the bench below) a
 //	    receiving connection is its Conn, its slot in the loop's list
-//	    and that entry: 80 + 8 + 24 = 112 B of heap by the sizes
+//	    and its receive: 64 + 8 + 20 = 92 B of heap by the sizes
 //	    TestConnSize and the uring backend's TestRecvEntrySize hold, one
-//	    allocation. Below 100 B would take a smaller Conn (80 B: the
-//	    loop, the watcher or stream, the user's value, the buffers, the
-//	    extras, the AsyncWrite backlog, and the fd, flags and list
-//	    position)
+//	    allocation. The Conn is 64 B on a loop with a Completer, whose
+//	    receive is named by the fd, and 80 B elsewhere, where it also
+//	    holds its watcher or stream (watchedConn)
 //	go run -tags cev ./cmd/evhub bench -backend gnet,cev -workload pingpong-1,pingpong-64,pingpong-1000,idle-5000 -reps 3 -duration 1s -warmup 250ms -micro 0
 //	    server RSS per idle connection at 5,000 (medians of three):
 //	    reactor-gnet 300 B, raw gnet 733 B, reactor-cev 386 B, raw
@@ -241,10 +240,14 @@
 // kept pages for. Then 163 B (the same command, medians of three, at
 // 5,000; 197 B in the run before it) once a receive was an entry of the
 // loop's table by fd, with the Conn as its receiver, instead of an op, a
-// slot and a closure: 48 B and two allocations fewer per connection. The
-// rest is heap: 112 B of live heap per connection by the structures'
-// sizes (the Conn's 80 B, its 8-byte slot in the loop's list, the
-// receive's 24-byte entry), and the collector's headroom on it.
+// slot and a closure: 48 B and two allocations fewer per connection.
+// Then 143 B (the same command, medians of three; 165 B in the run before
+// it) once a Conn on a Completer left its watcher to the others
+// (watchedConn: 64 B instead of 80) and the loop kept a receive's
+// generation beside its receiver instead of in a padded pair (20 B
+// instead of 24). The rest is heap: 92 B of live heap per connection by
+// the structures' sizes (the Conn's 64 B, its 8-byte slot in the loop's
+// list, the receive's 20 B), and the collector's headroom on it.
 //
 // # Sockets
 //

@@ -192,8 +192,7 @@ func (el *eventLoop) open(c *Conn) {
 	if c.flags&fStream == 0 {
 		var w loop.Watcher
 		var err error
-		if el.comp != nil {
-			c.flags |= fComp
+		if c.flags&fComp != 0 {
 			if err = el.comp.Recv(int(c.fd), (*receiver)(c)); err == nil {
 				c.flags |= fRecv
 			}
@@ -209,7 +208,9 @@ func (el *eventLoop) open(c *Conn) {
 			c.flags |= fClosed
 			return
 		}
-		c.w = w
+		if w != nil {
+			*c.watcher() = w
+		}
 	} else {
 		c.stream().SetReadPaused(false)
 	}

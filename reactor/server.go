@@ -253,7 +253,7 @@ func (s *Server) pick(from *eventLoop) *eventLoop {
 // hand gives an accepted or enrolled fd to a loop.
 func (s *Server) hand(from *eventLoop, fd int) error {
 	el := s.pick(from)
-	c := &Conn{el: el, fd: int32(fd)}
+	c := el.newConn(fd, 0)
 	if el == from {
 		el.open(c)
 		return nil
@@ -514,7 +514,7 @@ func (s *Server) EnrolFD(fd int) (*Conn, error) {
 		}
 	}
 	el := s.pick(nil)
-	c := &Conn{el: el, fd: int32(fd)}
+	c := el.newConn(fd, 0)
 	if err := el.enqueue(task{kind: taskOpen, c: c}); err != nil {
 		el.nconn.Add(-1)
 		s.live.Add(-1)

@@ -54,7 +54,8 @@ func (a *streamAdapter) Opened(st loop.Stream) {
 	}
 	el.nconn.Add(1)
 	el.s.live.Add(1)
-	c := &Conn{el: el, w: st, fd: -1, flags: fStream}
+	c := el.newConn(-1, fStream)
+	*c.watcher() = st
 	a.conns.Set(st, c)
 	el.open(c)
 }
@@ -113,4 +114,4 @@ func (a *streamAdapter) Closed(st loop.Stream, err error) {
 func (a *streamAdapter) ListenerFailed(error) {}
 
 // stream is the connection's stream; fStream connections only.
-func (c *Conn) stream() loop.Stream { return c.w.(loop.Stream) }
+func (c *Conn) stream() loop.Stream { return (*c.watcher()).(loop.Stream) }

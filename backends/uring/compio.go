@@ -69,61 +69,67 @@ type bufRing struct {
 	short   bool   // a receive found the ring empty: grow before the next enter
 }
 
-// recvEntry is the receive of the fd that indexes it in l.recvs: its
-// receiver (nil when the fd receives nothing; while it is not, a request
-// of the receive is queued or in the kernel: a completion that does not
-// end the receive arms the next) and the generation of its request,
-// which moves on each time a receive ends, so that a late completion of
-// an abandoned request is recognised, also after the fd number was
-// reused. 24 bytes in the table, and nothing else per receiving socket
-// (TestRecvEntrySize).
+// recvBlock holds the receives of recvBlockLen consecutive fd numbers:
+// each one's receiver (nil when the fd receives nothing; while it is not,
+// a request of the receive is queued or in the kernel: a completion that
+// does not end the receive arms the next) and the generation of its
+// request, which moves on each time a receive ends, so that a late
+// completion of an abandoned request is recognised, also after the fd
+// number was reused. Two arrays, 20 bytes per fd, where an array of
+// {receiver, generation} pairs would pad each pair to 24; nothing else
+// is kept per receiving socket (TestRecvEntrySize).
+type recvBlock struct {
+	r   [recvBlockLen]loop.Receiver
+	gen [recvBlockLen]uint32
+}
+
+const recvBlockLen = 512 // 10 KiB blocks, a size class of their own
+
+// recvEntry is an fd's place in its block.
 type recvEntry struct {
-	r   loop.Receiver
-	gen uint32
+	b *recvBlock
+	i int
 }
 
-// recvTable holds the receives by fd, in fixed blocks of recvBlock
-// entries made when an fd of their range first receives: fd numbers are
-// dense, so the table is about as large as the sockets that receive, it
-// leaves no outgrown arrays behind, and an entry keeps its generation
-// across the fd's owners.
+func (e recvEntry) receiver() loop.Receiver { return e.b.r[e.i] }
+
+func (e recvEntry) gen() uint32 { return e.b.gen[e.i] }
+
+// recvTable holds the receives by fd, in fixed blocks made when an fd of
+// their range first receives: fd numbers are dense, so the table is about
+// as large as the sockets that receive, it leaves no outgrown arrays
+// behind, and an fd keeps its generation across its owners.
 type recvTable struct {
-	blocks []*[recvBlock]recvEntry
+	blocks []*recvBlock
 }
 
-const recvBlock = 256
-
-// at returns fd's entry, made if need be.
-func (t *recvTable) at(fd int32) *recvEntry {
-	i := int(fd) / recvBlock
+// at returns fd's entry, its block made if need be.
+func (t *recvTable) at(fd int32) recvEntry {
+	i := int(fd) / recvBlockLen
 	if i >= len(t.blocks) {
-		t.blocks = append(t.blocks, make([]*[recvBlock]recvEntry, i+1-len(t.blocks))...)
+		t.blocks = append(t.blocks, make([]*recvBlock, i+1-len(t.blocks))...)
 	}
 	if t.blocks[i] == nil {
-		t.blocks[i] = new([recvBlock]recvEntry)
+		t.blocks[i] = new(recvBlock)
 	}
-	return &t.blocks[i][int(fd)%recvBlock]
+	return recvEntry{t.blocks[i], int(fd) % recvBlockLen}
 }
 
-// get returns fd's entry if its block exists, else nil.
-func (t *recvTable) get(fd int32) *recvEntry {
-	i := int(fd) / recvBlock
+// get returns fd's entry and whether it has a receive.
+func (t *recvTable) get(fd int32) (recvEntry, bool) {
+	i := int(fd) / recvBlockLen
 	if fd < 0 || i >= len(t.blocks) || t.blocks[i] == nil {
-		return nil
+		return recvEntry{}, false
 	}
-	return &t.blocks[i][int(fd)%recvBlock]
+	e := recvEntry{t.blocks[i], int(fd) % recvBlockLen}
+	return e, e.receiver() != nil
 }
 
-// each calls f with every fd that receives and its entry.
-func (t *recvTable) each(f func(fd int32, e *recvEntry)) {
-	for i, b := range t.blocks {
-		if b == nil {
-			continue
-		}
-		for j := range b {
-			if b[j].r != nil {
-				f(int32(i*recvBlock+j), &b[j])
-			}
+// clear drops every receiver.
+func (t *recvTable) clear() {
+	for _, b := range t.blocks {
+		if b != nil {
+			clear(b.r[:])
 		}
 	}
 }
@@ -210,9 +216,9 @@ func (b *bufRing) publish() {
 
 // endRecv ends e's receive; a late completion of its request is not
 // delivered (the generation moves on).
-func endRecv(e *recvEntry) {
-	e.r = nil
-	e.gen = (e.gen + 1) & genMask
+func endRecv(e recvEntry) {
+	e.b.r[e.i] = nil
+	e.b.gen[e.i] = (e.b.gen[e.i] + 1) & genMask
 }
 
 func (l *Loop) checkFD(op string, fd int) error {
@@ -238,18 +244,18 @@ func (l *Loop) Recv(fd int, r loop.Receiver) error {
 		return fmt.Errorf("uring: recv fd %d: nil receiver: %w", fd, os.ErrInvalid)
 	}
 	e := l.recvs.at(int32(fd))
-	if e.r != nil {
+	if e.receiver() != nil {
 		return fmt.Errorf("uring: recv fd %d: already receiving: %w", fd, os.ErrExist)
 	}
 	if err := l.setupBufs(); err != nil {
 		return fmt.Errorf("uring: recv fd %d: %w", fd, err)
 	}
-	e.r = r
+	e.b.r[e.i] = r
 	l.armRecv(int32(fd), e)
 	return nil
 }
 
-func (l *Loop) armRecv(fd int32, e *recvEntry) {
+func (l *Loop) armRecv(fd int32, e recvEntry) {
 	s := l.sqe()
 	s.opcode = opRecv
 	s.fd = fd
@@ -258,7 +264,7 @@ func (l *Loop) armRecv(fd int32, e *recvEntry) {
 	}
 	s.flags = sqeBufferSelect
 	s.bufIndex = bufGroup
-	s.userData = recvData(fd, e.gen)
+	s.userData = recvData(fd, e.gen())
 }
 
 // Send writes p to fd with an IORING_OP_SEND (MSG_WAITALL: the kernel
@@ -305,12 +311,12 @@ func (l *Loop) StopRecv(fd int) error {
 	if fd < 0 || fd > math.MaxInt32 {
 		return nil
 	}
-	e := l.recvs.get(int32(fd))
-	if e == nil || e.r == nil || l.closed || l.r == nil {
+	e, ok := l.recvs.get(int32(fd))
+	if !ok || l.closed || l.r == nil {
 		return nil
 	}
-	r := e.r
-	data := recvData(int32(fd), e.gen)
+	r := e.receiver()
+	data := recvData(int32(fd), e.gen())
 	endRecv(e)
 	q := l.sqe()
 	q.opcode = opAsyncCancel
@@ -406,12 +412,12 @@ func (l *Loop) completeRecv(c cqe) int {
 		defer l.giveBack(uint16(c.flags >> 16))
 	}
 	fd := int32(uint32(c.userData))
-	e := l.recvs.get(fd)
-	if e == nil || e.gen != uint32(c.userData>>32)&genMask || e.r == nil {
+	e, ok := l.recvs.get(fd)
+	if !ok || e.gen() != uint32(c.userData>>32)&genMask {
 		return 0
 	}
 	more := c.flags&cqeFMore != 0
-	r := e.r
+	r := e.receiver()
 	switch {
 	case c.res > 0 && c.flags&cqeFBuffer != 0:
 		bid := int(c.flags >> 16)

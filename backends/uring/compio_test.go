@@ -176,10 +176,10 @@ func TestRecvFDReused(t *testing.T) {
 	}
 }
 
-// TestRecvEntrySize: a receiving socket costs the loop a 24-byte entry
-// of its table by fd, and nothing else.
+// TestRecvEntrySize: a receiving socket costs the loop 20 bytes of its
+// table by fd, and nothing else.
 func TestRecvEntrySize(t *testing.T) {
-	require.LessOrEqual(t, unsafe.Sizeof(recvEntry{}), uintptr(24))
+	require.LessOrEqual(t, unsafe.Sizeof(recvBlock{})/recvBlockLen, uintptr(20))
 }
 
 // recvFunc is l.Recv with a function for the receiver.

@@ -175,8 +175,8 @@
 // watcher's Stop does, and gives the receiver whatever the kernel had
 // received for it by then (TestCompletionStopLosesNothing), so a caller
 // can pause or give the socket away. A receive is named by its fd, as in the kernel: the
-// loop keeps a 24-byte entry per fd number (the receiver, an interface
-// value, and the generation of its request) in a table of fixed blocks
+// loop keeps 20 bytes per fd number (the receiver, an interface value,
+// and the generation of its request) in a table of fixed blocks
 // indexed by fd, as libev keeps its watchers per fd, so a receiving
 // socket allocates nothing of its own, and a caller whose connection is
 // its own loop.Receiver (the reactor's Conn) allocates nothing either (a
@@ -213,9 +213,9 @@
 // B to 333-401 B (the receive's op, and the touched pages of the provided
 // buffers, about 0.5 MiB per loop while all 128 were in the ring from the
 // start; 218-219 B since the ring grows on demand, compio.go, 197-198
-// B since the slot tables grow by blocks, and 163 B since a receive is an
-// entry of the table by fd); package reactor's documentation has every
-// figure.
+// B since the slot tables grow by blocks, 163 B since a receive is an
+// entry of the table by fd, 143 B since the reactor's Conn is smaller on
+// this loop); package reactor's documentation has every figure.
 //
 // # Why the scheduler does not use completion I/O
 //

@@ -629,7 +629,7 @@ func (l *Loop) Close() error {
 		l.watches.set(slot, nil)
 	})
 	l.arms = nil
-	l.recvs.each(func(_ int32, e *recvEntry) { e.r = nil })
+	l.recvs.clear()
 	l.sends.each(func(_ int32, o *sendOp) { o.send = nil })
 	if l.running {
 		l.stopReq.Store(true)
