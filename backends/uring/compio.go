@@ -3,6 +3,7 @@
 package uring
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,19 +18,29 @@ import (
 )
 
 // Completion I/O (loop.Completer): an IORING_OP_RECV per receiving
-// socket, its bytes landing in a buffer of the loop's provided-buffer
-// ring, and IORING_OP_SEND requests. The ring of buffers is made on the
-// first Recv: up to bufCount buffers of bufSize bytes (2 MiB, mapped,
-// touched as used) that every socket of the loop draws from, so an idle
-// socket holds none. A buffer goes back to the ring as soon as its
-// callback returns.
+// socket, its bytes landing in a buffer of one of the loop's two
+// provided-buffer rings, and IORING_OP_SEND requests. The rings are made
+// on the first Recv, each up to bufCount buffers (mapped, touched as
+// used) that every socket of the loop draws from, so an idle socket holds
+// none. A buffer goes back to its ring as soon as its callback returns.
 //
-// The ring starts with bufStart buffers and doubles, up to bufCount, after
+// A ring starts with bufStart buffers and doubles, up to bufCount, after
 // an iteration in which receives found it empty (ENOBUFS, then received
 // again). The kernel takes buffers in ring order and a returned one goes
-// to the back, so every buffer in the ring is soon touched: a loop whose
+// to the back, so every buffer in a ring is soon touched: a loop whose
 // receives never overlap touches bufStart buffers' first pages, not
 // bufCount's (TestBufRingGrowsOnDemand; the bench's idle rows).
+//
+// The two rings differ in their buffers' size, and a socket's receive
+// takes from the one its traffic needs, as Netty's adaptive receive
+// buffers do: small buffers (bufSmall, eight to a page) at first, large
+// ones (bufLarge) from a receive that filled a small one, until two in a
+// row would have fitted a small one. A burst of small messages then
+// touches a page per eight buffers instead of a page per buffer (the
+// idle rows' 32 dials at a time grew a ring to 32 buffers: 128 KiB of
+// first pages with large buffers, 16 KiB with small ones), and a large
+// transfer still moves bufLarge bytes per completion
+// (TestRecvSizeAdapts).
 //
 // A receive is one-shot, submitted again with the next enter after each
 // completion, for the reason the level watches are one-shot polls: its
@@ -44,11 +55,17 @@ const (
 	recvMultishot   = 1 << 1 // IORING_RECV_MULTISHOT, in sqe.ioprio
 	cqeFBuffer      = 1 << 0 // IORING_CQE_F_BUFFER
 	registerPbuf    = 22     // IORING_REGISTER_PBUF_RING
-	bufGroup        = 0
+	unregisterPbuf  = 23     // IORING_UNREGISTER_PBUF_RING
 
-	bufCount = 128 // a power of two
-	bufStart = 8   // buffers in the ring at first
-	bufSize  = 16384
+	bufCount = 128 // buffers a ring holds at most; a power of two
+	bufStart = 8   // buffers in a ring at first
+	bufSmall = 512
+	bufLarge = 16384
+
+	// The buffer groups, which index Loop.br; a buffer's id is
+	// group*bufCount plus its index in its ring.
+	groupSmall uint16 = 0
+	groupLarge uint16 = 1
 
 	kindRecv = 4
 	kindSend = 5
@@ -58,12 +75,14 @@ const (
 // BenchmarkEcho sets it, to measure that variant.
 var recvMulti = false
 
-// bufRing is the provided-buffer ring: the ring of io_uring_buf entries
-// the kernel takes buffers from, and the buffers, both mapped anonymously
+// bufRing is a provided-buffer ring: the ring of io_uring_buf entries the
+// kernel takes buffers from, and the buffers, both mapped anonymously
 // (the kernel writes them; the garbage collector never moves them).
 type bufRing struct {
 	entries []byte // bufCount io_uring_buf {addr u64, len u32, bid u16, resv u16}; tail overlays resv of entry 0
 	bufs    []byte
+	size    int    // bytes per buffer
+	group   uint16 // the buffer group: the ring's index in Loop.br
 	tail    uint16
 	given   uint16 // buffers 0..given-1 have been handed to the kernel
 	short   bool   // a receive found the ring empty: grow before the next enter
@@ -75,9 +94,11 @@ type bufRing struct {
 // does not end the receive arms the next) and the generation of its
 // request, which moves on each time a receive ends, so that a late
 // completion of an abandoned request is recognised, also after the fd
-// number was reused. Two arrays, 20 bytes per fd, where an array of
-// {receiver, generation} pairs would pad each pair to 24; nothing else
-// is kept per receiving socket (TestRecvEntrySize).
+// number was reused; above the generation's bits, the ring the fd's
+// receives take buffers from (recvLarge, recvFits: adapt). Two arrays, 20
+// bytes per fd, where an array of {receiver, generation} pairs would pad
+// each pair to 24; nothing else is kept per receiving socket
+// (TestRecvEntrySize).
 type recvBlock struct {
 	r   [recvBlockLen]loop.Receiver
 	gen [recvBlockLen]uint32
@@ -93,7 +114,40 @@ type recvEntry struct {
 
 func (e recvEntry) receiver() loop.Receiver { return e.b.r[e.i] }
 
-func (e recvEntry) gen() uint32 { return e.b.gen[e.i] }
+func (e recvEntry) gen() uint32 { return e.b.gen[e.i] & genMask }
+
+const (
+	recvLarge = 1 << 24 // the fd's receives take large buffers
+	recvFits  = 1 << 25 // its last receive, into a large buffer, fitted a small one
+)
+
+// group is the buffer group of the fd's next receive.
+func (e recvEntry) group() uint16 {
+	if e.b.gen[e.i]&recvLarge != 0 {
+		return groupLarge
+	}
+	return groupSmall
+}
+
+// adapt chooses the ring of the fd's next receive after one that got n
+// bytes: the large one after a small buffer came back full, the small one
+// after two receives in a row that it would have held.
+func (e recvEntry) adapt(n int) {
+	g := e.b.gen[e.i]
+	switch {
+	case g&recvLarge == 0:
+		if n >= bufSmall {
+			g |= recvLarge
+		}
+	case n > bufSmall:
+		g &^= recvFits
+	case g&recvFits != 0:
+		g &^= recvLarge | recvFits
+	default:
+		g |= recvFits
+	}
+	e.b.gen[e.i] = g
+}
 
 // recvTable holds the receives by fd, in fixed blocks made when an fd of
 // their range first receives: fd numbers are dense, so the table is about
@@ -151,43 +205,74 @@ func opData(kind uint64, slot int32, gen uint32) uint64 {
 
 func recvData(fd int32, gen uint32) uint64 { return opData(kindRecv, fd, gen) }
 
-// setupBufs maps and registers the buffer ring.
+// setupBufs maps and registers the buffer rings.
 func (l *Loop) setupBufs() error {
-	if l.br != nil {
+	if l.br[0] != nil {
 		return nil
 	}
+	var br [2]*bufRing
+	for g, size := range [2]int{groupSmall: bufSmall, groupLarge: bufLarge} {
+		b, err := l.newBufRing(uint16(g), size)
+		if err != nil {
+			if br[0] != nil {
+				l.dropBufRing(br[0])
+			}
+			return err
+		}
+		br[g] = b
+	}
+	l.br = br
+	return nil
+}
+
+// bufReg is struct io_uring_buf_reg.
+type bufReg struct {
+	ringAddr    uint64
+	ringEntries uint32
+	bgid        uint16
+	pad         uint16
+	resv        [3]uint64
+}
+
+// newBufRing maps and registers buffer group g, of buffers of size bytes.
+func (l *Loop) newBufRing(g uint16, size int) (*bufRing, error) {
 	entries, err := unix.Mmap(-1, 0, bufCount*16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
 	if err != nil {
-		return os.NewSyscallError("mmap", err)
+		return nil, os.NewSyscallError("mmap", err)
 	}
-	bufs, err := unix.Mmap(-1, 0, bufCount*bufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	bufs, err := unix.Mmap(-1, 0, bufCount*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
 	if err != nil {
 		_ = unix.Munmap(entries)
-		return os.NewSyscallError("mmap", err)
+		return nil, os.NewSyscallError("mmap", err)
 	}
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		pad         uint16
-		resv        [3]uint64
-	}{ringAddr: uint64(uintptrOf(&entries[0])), ringEntries: bufCount, bgid: bufGroup}
+	reg := bufReg{ringAddr: uint64(uintptrOf(&entries[0])), ringEntries: bufCount, bgid: g}
 	if _, _, e := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(l.r.fd), registerPbuf, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); e != 0 {
 		_ = unix.Munmap(entries)
 		_ = unix.Munmap(bufs)
-		return os.NewSyscallError("io_uring_register", e)
+		return nil, os.NewSyscallError("io_uring_register", e)
 	}
-	br := &bufRing{entries: entries, bufs: bufs}
-	br.grow(bufStart)
-	l.br = br
-	return nil
+	b := &bufRing{entries: entries, bufs: bufs, size: size, group: g}
+	b.grow(bufStart)
+	return b, nil
+}
+
+// unmap unmaps the ring's memory; the kernel must be done with it.
+func (b *bufRing) unmap() error {
+	return errors.Join(os.NewSyscallError("munmap", unix.Munmap(b.entries)), os.NewSyscallError("munmap", unix.Munmap(b.bufs)))
+}
+
+// dropBufRing unregisters and unmaps a ring no receive has used.
+func (l *Loop) dropBufRing(b *bufRing) {
+	reg := bufReg{bgid: b.group}
+	_, _, _ = unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(l.r.fd), unregisterPbuf, uintptr(unsafe.Pointer(&reg)), 1, 0, 0)
+	_ = b.unmap()
 }
 
 // grow hands the kernel n more buffers, never past bufCount.
 func (b *bufRing) grow(n int) {
 	n = min(n, bufCount-int(b.given))
 	for range n {
-		b.put(b.given)
+		b.put(b.group*bufCount + b.given)
 		b.given++
 	}
 	if n > 0 {
@@ -195,14 +280,23 @@ func (b *bufRing) grow(n int) {
 	}
 }
 
+// buf returns buffer bid's first n bytes.
+func (b *bufRing) buf(bid uint16, n int) []byte {
+	off := int(bid%bufCount) * b.size
+	return b.bufs[off : off+n]
+}
+
 // put hands buffer bid back to the kernel (visible after publish).
 func (b *bufRing) put(bid uint16) {
 	e := b.entries[int(b.tail&(bufCount-1))*16:]
-	*(*uint64)(unsafe.Pointer(&e[0])) = uint64(uintptrOf(&b.bufs[int(bid)*bufSize]))
-	*(*uint32)(unsafe.Pointer(&e[8])) = bufSize
+	*(*uint64)(unsafe.Pointer(&e[0])) = uint64(uintptrOf(&b.bufs[int(bid%bufCount)*b.size]))
+	*(*uint32)(unsafe.Pointer(&e[8])) = uint32(b.size)
 	*(*uint16)(unsafe.Pointer(&e[12])) = bid
 	b.tail++
 }
+
+// ringOf returns the ring buffer bid belongs to.
+func (l *Loop) ringOf(bid uint16) *bufRing { return l.br[bid/bufCount] }
 
 // publish stores the tail where the kernel reads it (the resv field of
 // entry 0), after the entries.
@@ -218,7 +312,8 @@ func (b *bufRing) publish() {
 // delivered (the generation moves on).
 func endRecv(e recvEntry) {
 	e.b.r[e.i] = nil
-	e.b.gen[e.i] = (e.b.gen[e.i] + 1) & genMask
+	g := e.b.gen[e.i]
+	e.b.gen[e.i] = g&^genMask | (g+1)&genMask
 }
 
 func (l *Loop) checkFD(op string, fd int) error {
@@ -263,7 +358,7 @@ func (l *Loop) armRecv(fd int32, e recvEntry) {
 		s.ioprio = recvMultishot
 	}
 	s.flags = sqeBufferSelect
-	s.bufIndex = bufGroup
+	s.bufIndex = e.group()
 	s.userData = recvData(fd, e.gen())
 }
 
@@ -344,8 +439,7 @@ func (l *Loop) awaitRecv(data uint64, r loop.Receiver) {
 		if c.flags&cqeFBuffer != 0 {
 			bid := uint16(c.flags >> 16)
 			if c.res > 0 {
-				off := int(bid) * bufSize
-				r.Received(l.br.bufs[off:off+int(c.res)], nil)
+				r.Received(l.ringOf(bid).buf(bid, int(c.res)), nil)
 			}
 			l.giveBack(bid)
 		}
@@ -420,18 +514,22 @@ func (l *Loop) completeRecv(c cqe) int {
 	r := e.receiver()
 	switch {
 	case c.res > 0 && c.flags&cqeFBuffer != 0:
-		bid := int(c.flags >> 16)
+		bid := uint16(c.flags >> 16)
 		if !more {
-			l.armRecv(fd, e) // one-shot, or the kernel ended it (CQ overflow): go on
+			// One-shot, or the kernel ended it (CQ overflow): go on, with
+			// the buffer size this one calls for. A multishot request
+			// keeps the group it went out with.
+			e.adapt(int(c.res))
+			l.armRecv(fd, e)
 		}
-		r.Received(l.br.bufs[bid*bufSize:bid*bufSize+int(c.res)], nil)
+		r.Received(l.ringOf(bid).buf(bid, int(c.res)), nil)
 		return 1
 	case c.res == -int32(unix.ENOBUFS) && !more:
-		// Every buffer was in use: receive again, after the ring has
-		// doubled (once per iteration, however many receives found it
-		// empty) while under bufCount; the buffers go back as their
-		// callbacks return.
-		l.br.short = true
+		// Every buffer of its ring was in use: receive again, after the
+		// ring has doubled (once per iteration, however many receives
+		// found it empty) while under bufCount; the buffers go back as
+		// their callbacks return.
+		l.br[e.group()].short = true
 		l.armRecv(fd, e)
 		return 0
 	}
@@ -453,11 +551,12 @@ func (l *Loop) completeRecv(c cqe) int {
 
 // giveBack returns buffer bid to the kernel's ring.
 func (l *Loop) giveBack(bid uint16) {
-	if l.br == nil {
+	b := l.ringOf(bid)
+	if b == nil {
 		return
 	}
-	l.br.put(bid)
-	l.br.publish()
+	b.put(bid)
+	b.publish()
 }
 
 var _ loop.Completer = (*Loop)(nil)

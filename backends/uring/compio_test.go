@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -413,8 +414,9 @@ func TestBufRingGrowsOnDemand(t *testing.T) {
 		runUntil(t, l, func() bool { return len(got) == len(want) })
 	}
 	assert.Equal(t, want, got)
-	require.NotNil(t, l.br)
-	assert.Equal(t, bufStart, int(l.br.given), "one receive at a time uses the first buffers only")
+	small := l.br[groupSmall]
+	require.NotNil(t, small)
+	assert.Equal(t, bufStart, int(small.given), "one receive at a time uses the first buffers only")
 
 	// A burst: every socket's receive completes before the loop hands
 	// any buffer back.
@@ -447,6 +449,62 @@ func TestBufRingGrowsOnDemand(t *testing.T) {
 	for i := range n {
 		assert.Equal(t, "socket "+strconv.Itoa(i), string(gotN[i]))
 	}
-	assert.Greater(t, int(l.br.given), bufStart, "the burst found the ring empty and grew it")
-	assert.LessOrEqual(t, int(l.br.given), bufCount)
+	assert.Greater(t, int(small.given), bufStart, "the burst found the ring empty and grew it")
+	assert.LessOrEqual(t, int(small.given), bufCount)
+	assert.Equal(t, bufStart, int(l.br[groupLarge].given), "small messages leave the large ring alone")
+}
+
+// TestRecvSizeAdapts: a socket's receives take small buffers until one
+// comes back full, then large ones, and small ones again after two
+// receives in a row that a small buffer would have held; every byte
+// arrives, in order.
+func TestRecvSizeAdapts(t *testing.T) {
+	l := newLoop(t)
+	a, b := pair(t)
+	var got []byte
+	var chunks []int
+	require.NoError(t, recvFunc(l, a, func(p []byte, err error) {
+		if err == nil {
+			got = append(got, p...)
+			chunks = append(chunks, len(p))
+		}
+	}))
+	group := func() uint16 {
+		e, ok := l.recvs.get(int32(a))
+		require.True(t, ok)
+		return e.group()
+	}
+	require.Equal(t, groupSmall, group())
+
+	big := make([]byte, 4*bufLarge)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for off := 0; off < len(big); {
+		n, err := unix.Write(b, big[off:])
+		if err == unix.EAGAIN {
+			require.NoError(t, l.RunOnce(false))
+			continue
+		}
+		require.NoError(t, err)
+		off += n
+	}
+	runUntil(t, l, func() bool { return len(got) == len(big) })
+	require.Equal(t, big, got)
+	assert.Equal(t, bufSmall, chunks[0], "the first receive takes a small buffer")
+	assert.Greater(t, slices.Max(chunks[1:]), bufSmall, "then large ones")
+	assert.Equal(t, groupLarge, group())
+
+	for i := range 2 {
+		msg := []byte("small " + strconv.Itoa(i))
+		_, err := unix.Write(b, msg)
+		require.NoError(t, err)
+		want := len(got) + len(msg)
+		runUntil(t, l, func() bool { return len(got) == want })
+		require.Equal(t, msg, got[want-len(msg):])
+		if i == 0 {
+			assert.Equal(t, groupLarge, group(), "one small receive does not shrink it")
+		}
+	}
+	assert.Equal(t, groupSmall, group(), "two in a row do")
 }

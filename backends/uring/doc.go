@@ -166,9 +166,11 @@
 // # Completion I/O (loop.Completer)
 //
 // Recv and Send (compio.go) let the kernel do a stream socket's I/O: a
-// receive lands in a buffer of a provided-buffer ring shared by the loop's
-// sockets (128 × 16 KiB, mapped on the first Recv; a socket holds no
-// buffer while nothing arrives), a send is an IORING_OP_SEND with
+// receive lands in a buffer of one of two provided-buffer rings shared by
+// the loop's sockets (up to 128 × 512 B and 128 × 16 KiB, mapped on the
+// first Recv; a socket holds no buffer while nothing arrives, and takes
+// large buffers only while its receives fill small ones), a send is an
+// IORING_OP_SEND with
 // MSG_WAITALL. A receive is one-shot, re-armed with the next enter, for
 // the same reason as the watches. Stopping a receive loses no byte:
 // StopRecv cancels the request, waits for its last completion as a
@@ -215,7 +217,8 @@
 // start; 218-219 B since the ring grows on demand, compio.go, 197-198
 // B since the slot tables grow by blocks, 163 B since a receive is an
 // entry of the table by fd, 143 B since the reactor's Conn is smaller on
-// this loop); package reactor's documentation has every figure.
+// this loop, 120 B since small receives take small buffers); package
+// reactor's documentation has every figure.
 //
 // # Why the scheduler does not use completion I/O
 //

@@ -104,7 +104,7 @@ type Loop struct {
 	cqi      int
 
 	// Completion I/O (compio.go): made on first use.
-	br         *bufRing
+	br         [2]*bufRing // the provided-buffer rings by group, made on the first Recv
 	recvs      recvTable
 	sends      table[sendOp]
 	spareSends []*sendOp // finished Sends, for reuse
@@ -329,9 +329,11 @@ func (l *Loop) leave() {
 // iterate is one iteration; it returns how many callbacks ran.
 func (l *Loop) iterate(block bool) int {
 	l.flushArms()
-	if l.br != nil && l.br.short {
-		l.br.short = false
-		l.br.grow(int(l.br.given))
+	for _, b := range l.br {
+		if b != nil && b.short {
+			b.short = false
+			b.grow(int(b.given))
+		}
 	}
 	wait, timeout := false, int64(-1)
 	if block && l.cqi >= len(l.cqes) {
@@ -647,7 +649,7 @@ func (l *Loop) release() error {
 		return nil
 	}
 	var errs []error
-	if l.readLive || l.br != nil || l.inflight > 0 {
+	if l.readLive || l.br[0] != nil || l.inflight > 0 {
 		cancelled := false
 		if s := l.r.get(); s != nil {
 			s.opcode = opAsyncCancel
@@ -681,10 +683,11 @@ func (l *Loop) release() error {
 	l.watches, l.recvs, l.sends = table[watcher]{}, recvTable{}, table[sendOp]{}
 	l.cqes, l.cqi = nil, 0
 	l.spareSends, l.inflight = nil, 0
-	if l.br != nil {
-		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.entries)))
-		errs = append(errs, os.NewSyscallError("munmap", unix.Munmap(l.br.bufs)))
-		l.br = nil
+	for g, b := range l.br {
+		if b != nil {
+			errs = append(errs, b.unmap())
+			l.br[g] = nil
+		}
 	}
 	l.timers = loop.NewTimerHeap() // pending timers never fire; drop them
 	if err := errors.Join(errs...); err != nil {
