@@ -8,14 +8,15 @@ package loop
 // goroutine. A caller that finds no Completer uses Watch.
 //
 // A receive is named by its fd, as a descriptor is in the kernel: an fd
-// has at most one receive at a time, and the loop keeps its state in a
-// table indexed by fd (as libev keeps its watchers per fd), so that a
-// receiving socket costs the loop a table entry and no allocation of its
-// own, and a caller whose connection implements Receiver allocates
-// nothing to receive either.
+// has at most one receive at a time, the loop keeps its state in a table
+// indexed by fd (as libev keeps its watchers per fd), and each callback
+// names its fd, so that one Receiver serves every socket of a caller,
+// which finds its connection by fd, as the C loops' callers find theirs
+// by the watcher or the request's user data. A receiving socket then
+// costs the loop a few bytes of that table and no allocation.
 type Completer interface {
 	// Recv receives on the non-blocking stream socket fd until stopped:
-	// r.Received runs with each chunk of bytes received, in order. p is
+	// r.Received runs with fd and each chunk of bytes received, in order. p is
 	// valid only during the call (the loop reuses its buffer); no buffer
 	// is held for a socket while nothing arrives. At the end of the
 	// stream it runs once with (nil, io.EOF), on an error once with (nil,
@@ -42,13 +43,16 @@ type Completer interface {
 	Send(fd int, p []byte, cb func(n int, err error)) error
 }
 
-// Receiver is told what a Completer's receive got (Completer.Recv).
+// Receiver is told what a Completer's receive on fd got (Completer.Recv).
+// A loop keeps its distinct Receivers apart by identity (the same
+// pointer, or the same func value), and may bound how many it keeps
+// (backends/uring: 65,535): give many fds one Receiver, not one each.
 type Receiver interface {
-	Received(p []byte, err error)
+	Received(fd int, p []byte, err error)
 }
 
 // ReceiverFunc adapts a function to Receiver.
-type ReceiverFunc func(p []byte, err error)
+type ReceiverFunc func(fd int, p []byte, err error)
 
-// Received calls f(p, err).
-func (f ReceiverFunc) Received(p []byte, err error) { f(p, err) }
+// Received calls f(fd, p, err).
+func (f ReceiverFunc) Received(fd int, p []byte, err error) { f(fd, p, err) }

@@ -63,15 +63,15 @@ func (r *fakeRecv) ready(loop.Events) {
 	n, err := unix.Read(r.fd, r.buf)
 	switch {
 	case n > 0:
-		r.r.Received(r.buf[:n], nil)
+		r.r.Received(r.fd, r.buf[:n], nil)
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
 		r.done = true
 		_ = r.w.Stop()
 		if err == nil {
-			r.r.Received(nil, io.EOF)
+			r.r.Received(r.fd, nil, io.EOF)
 		} else {
-			r.r.Received(nil, os.NewSyscallError("recv", err))
+			r.r.Received(r.fd, nil, os.NewSyscallError("recv", err))
 		}
 	}
 }
@@ -85,7 +85,7 @@ func (l compLoop) StopRecv(fd int) error {
 	r.done = true
 	_ = r.w.Stop()
 	if n, _ := unix.Read(r.fd, r.buf); n > 0 {
-		r.r.Received(r.buf[:n], nil)
+		r.r.Received(r.fd, r.buf[:n], nil)
 	}
 	return nil
 }

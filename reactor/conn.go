@@ -42,10 +42,11 @@ type Conn struct {
 // watchedConn is a connection on a loop without a loop.Completer: a Conn
 // and its loop.IOWatcher or (fStream) its loop.Stream, an interface value
 // stored as is, where a wrapper type would cost an allocation per
-// connection. A Completer's receive is named by the fd (fRecv) and the
-// Conn is its loop.Receiver, so those connections are a bare Conn, one
-// size class (16 bytes) smaller (TestConnSize). Which one a connection is
-// is fixed when it is made (newConn): fComp marks the bare ones.
+// connection. A Completer's receive is named by the fd (fRecv) and its
+// callbacks find the connection by fd (eventLoop.byFD), so those
+// connections are a bare Conn, one size class (16 bytes) smaller
+// (TestConnSize). Which one a connection is is fixed when it is made
+// (newConn): fComp marks the bare ones.
 type watchedConn struct {
 	Conn
 	w any
@@ -505,13 +506,14 @@ func (c *Conn) onSent(n int, err error) {
 	el.flushDirty()
 }
 
-// receiver is a Conn as the loop.Receiver of its Completer's receive:
-// a conversion of the pointer, where a method value would allocate a
-// closure per connection, and Conn's own methods stay the user's.
-type receiver Conn
-
-// Received is the callback of the connection's Recv.
-func (r *receiver) Received(p []byte, err error) { (*Conn)(r).onRecv(p, err) }
+// Received is the callback of the loop's Completer's receives
+// (loop.Receiver): one for every connection of the loop, which it finds
+// by fd.
+func (el *eventLoop) Received(fd int, p []byte, err error) {
+	if c := el.byFD.get(fd); c != nil {
+		c.onRecv(p, err)
+	}
+}
 
 func (c *Conn) onRecv(p []byte, err error) {
 	if c.flags&fClosed != 0 {
@@ -577,7 +579,7 @@ func (c *Conn) armComp(want uint32) {
 		c.stopWatch()
 		return
 	}
-	if err := c.el.comp.Recv(int(c.fd), (*receiver)(c)); err != nil {
+	if err := c.el.comp.Recv(int(c.fd), c.el); err != nil {
 		c.finishClose(err)
 		return
 	}

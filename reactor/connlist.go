@@ -53,3 +53,60 @@ func (l *connList) remove(c *Conn) bool {
 	}
 	return true
 }
+
+// fdChunk is how many fd numbers one block of an fdConns covers.
+const fdChunk = 512
+
+// fdConns is a loop's open connections on a loop.Completer by fd, in
+// fixed blocks of fdChunk pointers made when an fd of their range first
+// opens (fd numbers are dense, so the table is about as large as the
+// connections): the Completer's callbacks name the fd, and the table
+// finds its connection, as libev's callers find theirs by watcher. A
+// connection costs its slot and nothing else: no position of its own,
+// and no Receiver of its own for the loop to keep.
+type fdConns struct {
+	blocks []*[fdChunk]*Conn
+}
+
+// get returns fd's connection, or nil.
+func (t *fdConns) get(fd int) *Conn {
+	i := fd / fdChunk
+	if fd < 0 || i >= len(t.blocks) || t.blocks[i] == nil {
+		return nil
+	}
+	return t.blocks[i][fd%fdChunk]
+}
+
+// add puts c at its fd.
+func (t *fdConns) add(c *Conn) {
+	fd := int(c.fd)
+	i := fd / fdChunk
+	if i >= len(t.blocks) {
+		t.blocks = append(t.blocks, make([]*[fdChunk]*Conn, i+1-len(t.blocks))...)
+	}
+	if t.blocks[i] == nil {
+		t.blocks[i] = new([fdChunk]*Conn)
+	}
+	t.blocks[i][fd%fdChunk] = c
+}
+
+// remove takes c out, if it is at its fd.
+func (t *fdConns) remove(c *Conn) {
+	if t.get(int(c.fd)) == c {
+		t.blocks[int(c.fd)/fdChunk][int(c.fd)%fdChunk] = nil
+	}
+}
+
+// each calls f with every connection; f may remove it.
+func (t *fdConns) each(f func(c *Conn)) {
+	for _, b := range t.blocks {
+		if b == nil {
+			continue
+		}
+		for _, c := range b {
+			if c != nil {
+				f(c)
+			}
+		}
+	}
+}

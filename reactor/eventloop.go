@@ -24,7 +24,8 @@ type eventLoop struct {
 	cur   *Conn    // the connection in OnData
 	view  []byte   // its unread input during OnData
 	dirty []*Conn  // connections written to or closed since the last settle
-	conns connList // open connections
+	conns connList // open connections, but those in byFD
+	byFD  fdConns  // open connections of the Completer, whose callbacks name the fd
 	cache [4][][]byte
 	bufs  []*connBufs // spare connBufs
 
@@ -193,7 +194,7 @@ func (el *eventLoop) open(c *Conn) {
 		var w loop.Watcher
 		var err error
 		if c.flags&fComp != 0 {
-			if err = el.comp.Recv(int(c.fd), (*receiver)(c)); err == nil {
+			if err = el.comp.Recv(int(c.fd), el); err == nil {
 				c.flags |= fRecv
 			}
 		} else {
@@ -215,7 +216,11 @@ func (el *eventLoop) open(c *Conn) {
 		c.stream().SetReadPaused(false)
 	}
 	c.flags |= fOpen | fArmedR
-	el.conns.add(c)
+	if c.flags&fComp != 0 {
+		el.byFD.add(c)
+	} else {
+		el.conns.add(c)
+	}
 	if o := &el.s.opt; o.ReadTimeout > 0 || o.IdleTimeout > 0 {
 		x := c.extra()
 		x.readTO, x.idleTO = o.ReadTimeout, o.IdleTimeout
@@ -232,7 +237,11 @@ func (el *eventLoop) unlink(c *Conn) {
 	if c.flags&fOpen == 0 {
 		return
 	}
-	el.conns.remove(c)
+	if c.flags&fComp != 0 {
+		el.byFD.remove(c)
+	} else {
+		el.conns.remove(c)
+	}
 	c.idx = -1
 	el.nconn.Add(-1)
 	el.s.live.Add(-1)
@@ -343,6 +352,7 @@ func (el *eventLoop) shutdown(reason error) {
 	for el.conns.len() > 0 {
 		el.conns.at(el.conns.len() - 1).finishClose(reason)
 	}
+	el.byFD.each(func(c *Conn) { c.finishClose(reason) })
 	el.flushDirty()
 	for k := range el.cache {
 		el.cache[k] = nil

@@ -224,11 +224,11 @@ func watchHeap(b *testing.B, backend string, n int, recv bool) (float64, bool) {
 	return float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(n), true
 }
 
-// nopReceiver is a loop.Receiver shared by every receive (the reactor's
-// Conn is its own, so none costs an allocation).
+// nopReceiver is a loop.Receiver shared by every receive, as the
+// reactor's loop is for its connections.
 type nopReceiver struct{}
 
-func (*nopReceiver) Received([]byte, error) {}
+func (*nopReceiver) Received(int, []byte, error) {}
 
 // clientHeap is the heap n client connections (and the accepted sockets
 // of a listener nobody serves) cost.

@@ -89,22 +89,22 @@ type bufRing struct {
 }
 
 // recvBlock holds the receives of recvBlockLen consecutive fd numbers:
-// each one's receiver (nil when the fd receives nothing; while it is not,
-// a request of the receive is queued or in the kernel: a completion that
-// does not end the receive arms the next) and the generation of its
-// request, which moves on each time a receive ends, so that a late
-// completion of an abandoned request is recognised, also after the fd
-// number was reused; above the generation's bits, the ring the fd's
-// receives take buffers from (recvLarge, recvFits: adapt). Two arrays, 20
-// bytes per fd, where an array of {receiver, generation} pairs would pad
-// each pair to 24; nothing else is kept per receiving socket
+// each one's receiver, as its id in l.rcvs (0 when the fd receives
+// nothing; while it is not, a request of the receive is queued or in the
+// kernel: a completion that does not end the receive arms the next), and
+// the generation of its request, which moves on each time a receive ends,
+// so that a late completion of an abandoned request is recognised, also
+// after the fd number was reused; above the generation's bits, the ring
+// the fd's receives take buffers from (recvLarge, recvFits: adapt). Two
+// arrays, 6 bytes per fd, where an array of {id, generation} pairs would
+// pad each pair to 8; nothing else is kept per receiving socket
 // (TestRecvEntrySize).
 type recvBlock struct {
-	r   [recvBlockLen]loop.Receiver
+	rid [recvBlockLen]uint16
 	gen [recvBlockLen]uint32
 }
 
-const recvBlockLen = 512 // 10 KiB blocks, a size class of their own
+const recvBlockLen = 1024 // 6 KiB blocks, a size class of their own
 
 // recvEntry is an fd's place in its block.
 type recvEntry struct {
@@ -112,7 +112,7 @@ type recvEntry struct {
 	i int
 }
 
-func (e recvEntry) receiver() loop.Receiver { return e.b.r[e.i] }
+func (e recvEntry) id() uint16 { return e.b.rid[e.i] }
 
 func (e recvEntry) gen() uint32 { return e.b.gen[e.i] & genMask }
 
@@ -176,14 +176,14 @@ func (t *recvTable) get(fd int32) (recvEntry, bool) {
 		return recvEntry{}, false
 	}
 	e := recvEntry{t.blocks[i], int(fd) % recvBlockLen}
-	return e, e.receiver() != nil
+	return e, e.id() != 0
 }
 
 // clear drops every receiver.
 func (t *recvTable) clear() {
 	for _, b := range t.blocks {
 		if b != nil {
-			clear(b.r[:])
+			clear(b.rid[:])
 		}
 	}
 }
@@ -310,8 +310,9 @@ func (b *bufRing) publish() {
 
 // endRecv ends e's receive; a late completion of its request is not
 // delivered (the generation moves on).
-func endRecv(e recvEntry) {
-	e.b.r[e.i] = nil
+func (l *Loop) endRecv(e recvEntry) {
+	l.rcvs.drop(e.id())
+	e.b.rid[e.i] = 0
 	g := e.b.gen[e.i]
 	e.b.gen[e.i] = g&^genMask | (g+1)&genMask
 }
@@ -339,13 +340,17 @@ func (l *Loop) Recv(fd int, r loop.Receiver) error {
 		return fmt.Errorf("uring: recv fd %d: nil receiver: %w", fd, os.ErrInvalid)
 	}
 	e := l.recvs.at(int32(fd))
-	if e.receiver() != nil {
+	if e.id() != 0 {
 		return fmt.Errorf("uring: recv fd %d: already receiving: %w", fd, os.ErrExist)
 	}
 	if err := l.setupBufs(); err != nil {
 		return fmt.Errorf("uring: recv fd %d: %w", fd, err)
 	}
-	e.b.r[e.i] = r
+	id, err := l.rcvs.add(r)
+	if err != nil {
+		return fmt.Errorf("uring: recv fd %d: %w", fd, err)
+	}
+	e.b.rid[e.i] = id
 	l.armRecv(int32(fd), e)
 	return nil
 }
@@ -410,15 +415,15 @@ func (l *Loop) StopRecv(fd int) error {
 	if !ok || l.closed || l.r == nil {
 		return nil
 	}
-	r := e.receiver()
+	r := l.rcvs.get(e.id())
 	data := recvData(int32(fd), e.gen())
-	endRecv(e)
+	l.endRecv(e)
 	q := l.sqe()
 	q.opcode = opAsyncCancel
 	q.addr = data
 	q.userData = ignoreData
 	l.submitNow()
-	l.awaitRecv(data, r)
+	l.awaitRecv(fd, data, r)
 	return nil
 }
 
@@ -426,7 +431,7 @@ func (l *Loop) StopRecv(fd int) error {
 // carry data, in the dispatch queue and in the CQ, until its last one,
 // giving their bytes to r; it waits (bounded, as awaitAbandoned) for a
 // last completion still to come.
-func (l *Loop) awaitRecv(data uint64, r loop.Receiver) {
+func (l *Loop) awaitRecv(fd int, data uint64, r loop.Receiver) {
 	done := false
 	take := func(c *cqe) {
 		if done || c.userData != data {
@@ -439,7 +444,7 @@ func (l *Loop) awaitRecv(data uint64, r loop.Receiver) {
 		if c.flags&cqeFBuffer != 0 {
 			bid := uint16(c.flags >> 16)
 			if c.res > 0 {
-				r.Received(l.ringOf(bid).buf(bid, int(c.res)), nil)
+				r.Received(fd, l.ringOf(bid).buf(bid, int(c.res)), nil)
 			}
 			l.giveBack(bid)
 		}
@@ -511,7 +516,7 @@ func (l *Loop) completeRecv(c cqe) int {
 		return 0
 	}
 	more := c.flags&cqeFMore != 0
-	r := e.receiver()
+	r := l.rcvs.get(e.id())
 	switch {
 	case c.res > 0 && c.flags&cqeFBuffer != 0:
 		bid := uint16(c.flags >> 16)
@@ -522,7 +527,7 @@ func (l *Loop) completeRecv(c cqe) int {
 			e.adapt(int(c.res))
 			l.armRecv(fd, e)
 		}
-		r.Received(l.ringOf(bid).buf(bid, int(c.res)), nil)
+		r.Received(int(fd), l.ringOf(bid).buf(bid, int(c.res)), nil)
 		return 1
 	case c.res == -int32(unix.ENOBUFS) && !more:
 		// Every buffer of its ring was in use: receive again, after the
@@ -540,11 +545,11 @@ func (l *Loop) completeRecv(c cqe) int {
 		q.addr = c.userData
 		q.userData = ignoreData
 	}
-	endRecv(e)
+	l.endRecv(e)
 	if c.res == 0 {
-		r.Received(nil, io.EOF)
+		r.Received(int(fd), nil, io.EOF)
 	} else {
-		r.Received(nil, os.NewSyscallError("recv", unix.Errno(-c.res)))
+		r.Received(int(fd), nil, os.NewSyscallError("recv", unix.Errno(-c.res)))
 	}
 	return 1
 }

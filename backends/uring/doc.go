@@ -177,13 +177,15 @@
 // watcher's Stop does, and gives the receiver whatever the kernel had
 // received for it by then (TestCompletionStopLosesNothing), so a caller
 // can pause or give the socket away. A receive is named by its fd, as in the kernel: the
-// loop keeps 20 bytes per fd number (the receiver, an interface value,
-// and the generation of its request) in a table of fixed blocks
-// indexed by fd, as libev keeps its watchers per fd, so a receiving
-// socket allocates nothing of its own, and a caller whose connection is
-// its own loop.Receiver (the reactor's Conn) allocates nothing either (a
-// watch: 48 B; a receive was a 32-byte op, its 8-byte slot and the
-// caller's 16-byte closure before). Sends have ops of their own, reused,
+// loop keeps 6 bytes per fd number (its receiver's id among the loop's
+// distinct Receivers, the generation of its request, and which ring its
+// receives take from) in a table of fixed blocks indexed by fd, as libev
+// keeps its watchers per fd, so a receiving socket allocates nothing of
+// its own, and a caller that gives its sockets one Receiver (the reactor
+// gives one per loop, and finds the connection by the fd each callback
+// names) allocates nothing either (a watch: 48 B; a receive was a 32-byte
+// op, its 8-byte slot and the caller's 16-byte closure, then a 24-byte
+// entry holding the receiver itself). Sends have ops of their own, reused,
 // and a message allocates nothing. BenchmarkEcho compares an echo server
 // on the loop in both modes, readiness (Watch, then read and write) and
 // completion, with clients on package net in the same process, as the
@@ -217,8 +219,9 @@
 // start; 218-219 B since the ring grows on demand, compio.go, 197-198
 // B since the slot tables grow by blocks, 163 B since a receive is an
 // entry of the table by fd, 143 B since the reactor's Conn is smaller on
-// this loop, 120 B since small receives take small buffers); package
-// reactor's documentation has every figure.
+// this loop, 120 B since small receives take small buffers, 95 B since
+// the reactor gives the loop one Receiver and the loop keeps its id per
+// fd); package reactor's documentation has every figure.
 //
 // # Why the scheduler does not use completion I/O
 //

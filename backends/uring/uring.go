@@ -106,6 +106,7 @@ type Loop struct {
 	// Completion I/O (compio.go): made on first use.
 	br         [2]*bufRing // the provided-buffer rings by group, made on the first Recv
 	recvs      recvTable
+	rcvs       receivers // the Receivers recvs names by id
 	sends      table[sendOp]
 	spareSends []*sendOp // finished Sends, for reuse
 	inflight   int       // Sends in the kernel
@@ -632,6 +633,7 @@ func (l *Loop) Close() error {
 	})
 	l.arms = nil
 	l.recvs.clear()
+	l.rcvs = receivers{}
 	l.sends.each(func(_ int32, o *sendOp) { o.send = nil })
 	if l.running {
 		l.stopReq.Store(true)
@@ -680,7 +682,7 @@ func (l *Loop) release() error {
 	l.efd = -1
 	l.wakeMu.Unlock()
 	errs = append(errs, os.NewSyscallError("close", unix.Close(efd)))
-	l.watches, l.recvs, l.sends = table[watcher]{}, recvTable{}, table[sendOp]{}
+	l.watches, l.recvs, l.rcvs, l.sends = table[watcher]{}, recvTable{}, receivers{}, table[sendOp]{}
 	l.cqes, l.cqi = nil, 0
 	l.spareSends, l.inflight = nil, 0
 	for g, b := range l.br {
