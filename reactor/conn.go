@@ -118,6 +118,7 @@ const (
 	fComp                        // I/O through the loop's Completer (Recv, Send)
 	fUnseen                      // input holds bytes OnData has not seen (received as a Recv stopped)
 	fRecv                        // the Completer's receive of fd is on
+	fGiven                       // fd handed over: finishClose leaves it open
 )
 
 var clockBase = time.Now()
@@ -846,6 +847,8 @@ func (c *Conn) finishClose(reason error) {
 	switch {
 	case c.flags&fStream != 0:
 		_ = c.stream().Close()
+	case c.flags&fGiven != 0:
+		c.fd = -1
 	case sending && c.fd >= 0:
 		// A Send in flight names the fd: closing it now could let a new
 		// socket take its number before the send is submitted. Shut the

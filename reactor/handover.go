@@ -66,7 +66,7 @@ func (c *Conn) handOverNow() {
 	c.stopWatch()
 	rest := append([]byte(nil), c.input()...)
 	fd := int(c.fd)
-	c.fd = -1 // finishClose must not close it
+	c.flags |= fGiven // finishClose must not close it
 	c.finishClose(ErrHandedOver)
 	nc, err := ho.hub.Adopt(fd, rest)
 	el.protect(nil, func() { ho.fn(nc, err) })
