@@ -31,8 +31,9 @@
 // returns, no held-back, duplicated or spurious event for it (or that
 // direction) is delivered; Stop before a timer fires means no callback.
 // The optional capabilities of the inner loop (loop.EdgeWatcher,
-// loop.StreamServer, loop.Limited) are kept; stream handlers get late
-// and duplicate Writable reports the same way.
+// loop.StreamServer, loop.Completer, loop.Limited) are kept; stream
+// handlers get late and duplicate Writable reports the same way, and
+// completions are late and cut up (completion.go).
 package chaos
 
 import (
@@ -83,8 +84,8 @@ func (o Options) withDefaults() Options {
 func Wrap(inner loop.Loop, seed uint64) loop.Loop { return WrapOptions(inner, seed, Options{}) }
 
 // WrapOptions is Wrap with options. The wrapper owns inner: Close closes
-// it. The returned loop implements loop.EdgeWatcher, loop.StreamServer
-// and loop.Limited exactly when inner does.
+// it. The returned loop implements loop.EdgeWatcher, loop.StreamServer,
+// loop.Completer and loop.Limited exactly when inner does.
 func WrapOptions(inner loop.Loop, seed uint64, opt Options) loop.Loop {
 	opt = opt.withDefaults()
 	c := &Loop{inner: inner, opt: opt, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
@@ -93,13 +94,52 @@ func WrapOptions(inner loop.Loop, seed uint64, opt Options) loop.Loop {
 	c.drainFn = c.drain
 	edge, isEdge := inner.(loop.EdgeWatcher)
 	ss, isSS := inner.(loop.StreamServer)
+	comp, isComp := inner.(loop.Completer)
+	e, st, cp := edgePart{c, edge}, streamPart{c, ss}, compPart{c, comp}
+	if isComp {
+		c.comp, c.recvs, c.received = comp, map[int]*recv{}, &receiver{c}
+	}
 	switch {
+	case isEdge && isSS && isComp:
+		return &struct {
+			*Loop
+			edgePart
+			streamPart
+			compPart
+		}{c, e, st, cp}
 	case isEdge && isSS:
-		return &edgeStream{edgeLoop{c, edge}, streamLoop{c, ss}}
+		return &struct {
+			*Loop
+			edgePart
+			streamPart
+		}{c, e, st}
+	case isEdge && isComp:
+		return &struct {
+			*Loop
+			edgePart
+			compPart
+		}{c, e, cp}
+	case isSS && isComp:
+		return &struct {
+			*Loop
+			streamPart
+			compPart
+		}{c, st, cp}
 	case isEdge:
-		return &edgeLoop{c, edge}
+		return &struct {
+			*Loop
+			edgePart
+		}{c, e}
 	case isSS:
-		return &streamLoop{c, ss}
+		return &struct {
+			*Loop
+			streamPart
+		}{c, st}
+	case isComp:
+		return &struct {
+			*Loop
+			compPart
+		}{c, cp}
 	}
 	return c
 }
@@ -114,6 +154,10 @@ type Loop struct {
 	rnd      *rand.Rand
 	watchers map[*watcher]struct{}
 	ticker   loop.Timer
+	comp     loop.Completer // inner's, if it has it
+	recvs    map[int]*recv  // its receives by fd
+	received *receiver      // their inner loop.Receiver
+	spare    [][]byte       // buffers for held-back chunks (copyOf)
 
 	// Posts: one FIFO for every poster.
 	pmu      sync.Mutex
@@ -338,36 +382,36 @@ func (w *watcher) Modify(ev loop.Events) error {
 
 func (w *watcher) Events() loop.Events { return w.armed }
 
-// edgeLoop adds loop.EdgeWatcher.
-type edgeLoop struct {
-	*Loop
+// edgePart adds loop.EdgeWatcher.
+type edgePart struct {
+	c    *Loop
 	edge loop.EdgeWatcher
 }
 
 // WatchEdge registers edge-triggered through the chaos: spurious,
 // duplicate and late events as for Watch; held-back edges are delivered
 // together, never lost.
-func (e *edgeLoop) WatchEdge(fd int, ev loop.Events, cb func(loop.Events)) (loop.IOWatcher, error) {
-	w := &watcher{c: e.Loop, cb: cb, armed: ev}
+func (e edgePart) WatchEdge(fd int, ev loop.Events, cb func(loop.Events)) (loop.IOWatcher, error) {
+	w := &watcher{c: e.c, cb: cb, armed: ev}
 	iw, err := e.edge.WatchEdge(fd, ev, w.fire)
 	if err != nil {
 		return nil, err
 	}
 	w.inner = iw
-	e.add(w)
+	e.c.add(w)
 	return w, nil
 }
 
-// streamLoop adds loop.StreamServer.
-type streamLoop struct {
-	*Loop
+// streamPart adds loop.StreamServer.
+type streamPart struct {
+	c  *Loop
 	ss loop.StreamServer
 }
 
 // ServeStream serves through the inner loop, with Writable reports
 // sometimes duplicated.
-func (s *streamLoop) ServeStream(network, address string, h loop.StreamHandler) (loop.StreamListener, error) {
-	return s.ss.ServeStream(network, address, &streamHandler{c: s.Loop, h: h})
+func (s streamPart) ServeStream(network, address string, h loop.StreamHandler) (loop.StreamListener, error) {
+	return s.ss.ServeStream(network, address, &streamHandler{c: s.c, h: h})
 }
 
 type streamHandler struct {
@@ -389,32 +433,9 @@ func (h *streamHandler) Writable(s loop.Stream) {
 	}
 }
 
-type edgeStream struct {
-	edgeLoop
-	streamLoop
-}
-
-// The methods of loop.Loop, resolved for the embedded pair.
-func (e *edgeStream) Name() string { return e.edgeLoop.Name() }
-func (e *edgeStream) Watch(fd int, ev loop.Events, cb func(loop.Events)) (loop.IOWatcher, error) {
-	return e.edgeLoop.Watch(fd, ev, cb)
-}
-func (e *edgeStream) Timer(after, repeat time.Duration, cb func()) loop.Timer {
-	return e.edgeLoop.Timer(after, repeat, cb)
-}
-func (e *edgeStream) Signal(sig os.Signal, cb func(os.Signal)) (loop.Watcher, error) {
-	return e.edgeLoop.Signal(sig, cb)
-}
-func (e *edgeStream) Post(fn func()) error                    { return e.edgeLoop.Post(fn) }
-func (e *edgeStream) Run() error                              { return e.edgeLoop.Run() }
-func (e *edgeStream) RunOnce(block bool) error                { return e.edgeLoop.RunOnce(block) }
-func (e *edgeStream) Stop()                                   { e.edgeLoop.Stop() }
-func (e *edgeStream) Now() time.Time                          { return e.edgeLoop.Now() }
-func (e *edgeStream) Close() error                            { return e.edgeLoop.Close() }
-func (e *edgeStream) Unsupported() map[loop.Capability]string { return e.edgeLoop.Unsupported() }
-
 var (
-	_ loop.EdgeWatcher  = (*edgeLoop)(nil)
-	_ loop.StreamServer = (*streamLoop)(nil)
+	_ loop.EdgeWatcher  = edgePart{}
+	_ loop.StreamServer = streamPart{}
+	_ loop.Completer    = compPart{}
 	_ loop.Limited      = (*Loop)(nil)
 )
