@@ -260,7 +260,13 @@
 // served all its connections, found by fd (fdConns), and the backend kept
 // a receiver's id (2 bytes) per fd instead of the receiver (16): 78 B of
 // live heap per connection by the structures' sizes (the Conn's 64 B,
-// its 8-byte slot in the table by fd, the receive's 6 B).
+// its 8-byte slot in the table by fd, the receive's 6 B). Runs of the
+// command vary by a few pages: with -reps 5, four more runs at 5,000 gave
+// 101, 103, 103 and 106 B, and two at 10,000 (-workload idle-10000) 94
+// and 95 B. The rest is what the first connections make once (the loop
+// goroutine's grown stack, the collector's metadata for the new spans,
+// the spare buffers the loop keeps): about 15-20 B per connection at
+// 5,000, half that at 10,000.
 //
 // # Sockets
 //
