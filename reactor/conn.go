@@ -551,8 +551,9 @@ func (c *Conn) stopWatch() {
 	if c.flags&(fComp|fStream) != 0 {
 		return
 	}
-	if w, ok := (*c.watcher()).(loop.Watcher); ok {
-		*c.watcher() = nil
+	wp := c.watcher()
+	if w, ok := (*wp).(loop.Watcher); ok {
+		*wp = nil
 		_ = w.Stop()
 	}
 }

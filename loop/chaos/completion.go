@@ -115,12 +115,12 @@ func (rc *receiver) Received(fd int, p []byte, err error) {
 	switch {
 	case now:
 		st.give()
-	case st.timer == nil && !st.busy && err == nil:
-		st.timer = c.inner.Timer(c.delay(), 0, st.late)
-		st.paused = true
-		_ = c.comp.StopRecv(fd) // what it still gives joins the queue
 	case st.timer == nil && !st.busy:
 		st.timer = c.inner.Timer(c.delay(), 0, st.late)
+		if err == nil { // an end has stopped the inner receive already
+			st.paused = true
+			_ = c.comp.StopRecv(fd) // what it still gives joins the queue
+		}
 	}
 	// Otherwise the pending late delivery, or the give under way, takes
 	// these too, in order.
@@ -153,10 +153,16 @@ func (st *recv) give() {
 		if pc.err != nil {
 			st.end()
 		}
-		st.r.Received(st.fd, pc.p, pc.err)
-		if pc.copied {
-			st.c.recycle(pc.p)
-		}
+		st.hand(pc)
+	}
+}
+
+// hand gives r one piece, and its buffer back to the spares once r is
+// done with it.
+func (st *recv) hand(pc piece) {
+	st.r.Received(st.fd, pc.p, pc.err)
+	if pc.copied {
+		st.c.recycle(pc.p)
 	}
 }
 
@@ -179,22 +185,15 @@ func (cp compPart) StopRecv(fd int) error {
 	if st == nil {
 		return cp.comp.StopRecv(fd)
 	}
-	st.paused = false // stopped either way
 	// The inner receive's last bytes join the queue (Received), then
-	// the queue goes to r here, whether or not a give is under way.
+	// the queue goes to r here, whether or not a give is under way; an
+	// end in it is dropped, as the contract says.
 	err := cp.comp.StopRecv(fd)
-	if st.timer != nil {
-		st.timer.Stop()
-		st.timer = nil
-	}
 	q := st.q
 	st.end()
 	for _, pc := range q {
 		if pc.err == nil {
-			st.r.Received(fd, pc.p, nil)
-		}
-		if pc.copied {
-			cp.c.recycle(pc.p)
+			st.hand(pc)
 		}
 	}
 	return err
