@@ -253,8 +253,9 @@
 // 120 B at 5,000 and 109 B at 10,000 (the command above with -workload
 // idle-5000,idle-10000; 143 B at 5,000 in the run before it) once a
 // socket's receives took small buffers (512 B, eight to a page) until one
-// came back full: the setup's bursts touch 16 KiB of buffers where they
-// touched 128 KiB (backends/uring, compio.go). Then 95 B at 5,000 and 96
+// came back full: the setup's bursts, which touched 128 KiB of large
+// buffers, take small ones, 32 of which span 16 KiB (backends/uring,
+// compio.go). Then 95 B at 5,000 and 96
 // B at 10,000 (the same command; raw liburing 454 B and 243 B, stdlib
 // 7,913 B and 7,805 B in that run) once the loop's one loop.Receiver
 // served all its connections, found by fd (fdConns), and the backend kept
@@ -263,10 +264,10 @@
 // its 8-byte slot in the table by fd, the receive's 6 B). Runs of the
 // command vary by a few pages: with -reps 5, four more runs at 5,000 gave
 // 101, 103, 103 and 106 B, and two at 10,000 (-workload idle-10000) 94
-// and 95 B. The rest is what the first connections make once (the loop
-// goroutine's grown stack, the collector's metadata for the new spans,
-// the spare buffers the loop keeps): about 15-20 B per connection at
-// 5,000, half that at 10,000.
+// and 95 B. Beyond the 78 B of structures that leaves 23-28 B per
+// connection at 5,000 and 16-17 B at 10,000: taken as a cost made once
+// plus one per connection, the two counts put it at about 90 KB made
+// once and about 8 B per connection.
 //
 // # Sockets
 //

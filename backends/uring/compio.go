@@ -37,8 +37,9 @@ import (
 // ones (bufLarge) from a receive that filled a small one, until two in a
 // row would have fitted a small one. A burst of small messages then
 // touches a page per eight buffers instead of a page per buffer (the
-// idle rows' 32 dials at a time grew a ring to 32 buffers: 128 KiB of
-// first pages with large buffers, 16 KiB with small ones), and a large
+// idle rows' 32 dials at a time grew a ring to 32 buffers, whose first
+// pages were 128 KiB when every buffer was large; 32 small buffers span
+// four pages, 16 KiB), and a large
 // transfer still moves bufLarge bytes per completion
 // (TestRecvSizeAdapts).
 //
