@@ -5,6 +5,7 @@ package evio_test
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +82,68 @@ func TestDataHoldsDuplicate(t *testing.T) {
 	require.NoError(t, s.Close())
 	close(closed)
 	require.NoError(t, <-h.control, "the handler could not reach the socket")
+	_, err = peer.Read(make([]byte, 1))
+	var errno syscall.Errno
+	assert.True(t, errors.As(err, &errno) && errno == syscall.ECONNRESET, "the peer read %v, not a reset", err)
+}
+
+// lateHandler resets, as the scheduler does, a stream whose bytes reach
+// it after its Close (they are unread), if it still can.
+type lateHandler struct {
+	opened  chan loop.Stream
+	closing atomic.Bool
+}
+
+func (h *lateHandler) Opened(s loop.Stream) {
+	s.SetReadPaused(false)
+	h.opened <- s
+}
+
+func (h *lateHandler) Data(s loop.Stream, p []byte) {
+	if len(p) > 0 && h.closing.Load() {
+		_ = s.Control(func(fd uintptr) {
+			_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		})
+	}
+}
+func (*lateHandler) Writable(loop.Stream)      {}
+func (*lateHandler) Closed(loop.Stream, error) {}
+func (*lateHandler) ListenerFailed(error)      {}
+
+// TestCloseDuringReadResets: a Close that lands while evio's Data event
+// reads (its bytes sent on to the loop goroutine, which is busy) makes
+// that event return evio's Close, and evio closes the socket before the
+// handler has the bytes: too late for the handler to reset it. The close
+// must be a reset all the same, as net's is with bytes unread: the peer
+// reads ECONNRESET, not EOF.
+func TestCloseDuringReadResets(t *testing.T) {
+	l := runningLoop(t)
+	h := &lateHandler{opened: make(chan loop.Stream, 1)}
+	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
+	require.NoError(t, err)
+	defer ln.Close()
+	ln.SetAcceptPaused(false)
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer peer.Close()
+	require.NoError(t, peer.SetDeadline(time.Now().Add(10*time.Second)))
+	s := <-h.opened
+	busy := make(chan struct{})
+	defer close(busy)
+	require.NoError(t, l.Post(func() { <-busy }))
+	closed := make(chan error, 1)
+	defer evio.OnReadThenClose(func() {
+		h.closing.Store(true)
+		go func() { closed <- s.Close() }()
+	})()
+	_, err = peer.Write([]byte("unread"))
+	require.NoError(t, err)
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
 	_, err = peer.Read(make([]byte, 1))
 	var errno syscall.Errno
 	assert.True(t, errors.As(err, &errno) && errno == syscall.ECONNRESET, "the peer read %v, not a reset", err)

@@ -83,6 +83,9 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 		}
 		st.mu.Unlock()
 		st.deliver(in)
+		if afterRead != nil {
+			afterRead(st)
+		}
 		if len(in) < evioPacket && sv.detachAtEOF(st) {
 			return nil, evio.None
 		}
@@ -105,6 +108,13 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 		// later Wake answered with None would cancel the close.
 		action = evio.Close
 		st.closeHanded = true
+		if st.inflight.Load() > 0 {
+			// A Close came while this event read: its bytes are not
+			// handed over, and evio closes before they are (the fd the
+			// handler could reset through is gone by then), so they are
+			// unread, as for requestClose.
+			st.resetOnCloseLocked()
+		}
 	}
 	st.mu.Unlock()
 	if (out != nil || action != evio.None) && st.paused() {
@@ -313,6 +323,10 @@ func (sv *server) salvage(st *stream, err error) bool {
 // and the number evio has just closed: a test takes the number, as
 // another thread might.
 var beforeSalvage func(epfd, fd int)
+
+// afterRead, set only by tests, runs in a Data event after its bytes went
+// out to the loop goroutine and before the event decides evio's action.
+var afterRead func(st *stream)
 
 // postE delivers e to the loop from the evio goroutine (or, while the
 // server stops, the Serve goroutine). With one P the loop goroutine it

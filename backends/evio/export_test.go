@@ -5,6 +5,7 @@ package evio
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -67,4 +68,28 @@ func EpollTargets(t testing.TB, epfd int) []int {
 		fds = append(fds, tg.fd)
 	}
 	return fds
+}
+
+// OnReadThenClose makes f run in the first Data event that read bytes,
+// after they went out to the loop goroutine; the event then waits (at
+// most 10 s) until the stream's Close was called before it decides evio's
+// action. f is where the test calls Close. It returns the undo.
+func OnReadThenClose(f func()) (undo func()) {
+	var once bool
+	afterRead = func(st *stream) {
+		if once {
+			return
+		}
+		once = true
+		f()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			st.mu.Lock()
+			requested := st.closeReq
+			st.mu.Unlock()
+			if requested {
+				return
+			}
+		}
+	}
+	return func() { afterRead = nil }
 }
