@@ -70,6 +70,12 @@ func runningLoop(t *testing.T) *evio.Loop {
 // dialed with the standard library.
 func pair(t testing.TB, network string) (hub *scheduler.Hub, c, peer net.Conn) {
 	t.Helper()
+	return pairWith(t, network, &net.Dialer{})
+}
+
+// pairWith is pair with the peer dialed by d.
+func pairWith(t testing.TB, network string, d *net.Dialer) (hub *scheduler.Hub, c, peer net.Conn) {
+	t.Helper()
 	hub = openHub(t)
 	t.Cleanup(func() { assert.NoError(t, hub.Close()) })
 	addr := "127.0.0.1:0"
@@ -85,7 +91,7 @@ func pair(t testing.TB, network string) (hub *scheduler.Hub, c, peer net.Conn) {
 		assert.NoError(t, err)
 		acc <- c
 	}()
-	peer, err = net.Dial(network, ln.Addr().String())
+	peer, err = d.Dial(network, ln.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = peer.Close() })
 	select {

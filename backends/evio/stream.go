@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/tidwall/evio"
 	"golang.org/x/sys/unix"
@@ -575,18 +576,23 @@ func (st *stream) close(wait bool) error {
 }
 
 // awaitRelease waits until the socket is released, or evio's server has
-// stopped (which closes every connection). It does not wait while the
-// socket cannot take more bytes (evio holds output, or the kernel's send
-// buffer is full): evio runs a close only once the socket is writable,
-// which only the peer's reading brings, while net's kernel flushes after
-// close(2) in the background.
+// stopped (which closes every connection). evio runs a close only once
+// the socket reports an event (writable, or hung up): while the kernel's
+// send buffer is full, only the peer's reading would bring one, while
+// net's close(2) takes effect at once. So a full socket is ended now
+// (endLocked), as close(2) would end it, which also gives evio its event.
+// It does not wait while evio holds output: that is written first, which
+// takes the peer's reading, as net's kernel flushes after close(2) in the
+// background.
 func (st *stream) awaitRelease() {
 	st.mu.Lock()
 	full := st.held
 	if !full && st.dfd >= 0 {
 		pfd := []unix.PollFd{{Fd: st.dfd, Events: unix.POLLOUT}}
 		n, err := unix.Poll(pfd, 0)
-		full = err != nil || n == 0
+		if err != nil || n == 0 {
+			full = !st.endLocked()
+		}
 	}
 	var released chan struct{}
 	// While a Data handler holds dfd (holdData) the release waits for it
@@ -606,6 +612,37 @@ func (st *stream) awaitRelease() {
 	case <-released:
 	case <-st.sv.done:
 	}
+}
+
+// endLocked does to the socket what close(2) of its last descriptor
+// would, while evio's descriptor keeps it open: a TCP socket set to reset
+// (SO_LINGER 0: bytes unread) is disconnected, which sends the RST and
+// drops both queues; another TCP socket's FIN is queued behind its unsent
+// bytes (shutdown of writing); a unix socket is shut down both ways, so
+// its peer's writes fail with EPIPE and its reads end at EOF after what
+// is queued. It reports whether the socket now reports an event to evio's
+// poller (hung up, or writable once shut down). st.mu held, dfd open.
+func (st *stream) endLocked() bool {
+	fd := int(st.dfd)
+	if !st.tcp {
+		return unix.Shutdown(fd, unix.SHUT_RDWR) == nil
+	}
+	if l, err := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER); err == nil && l.Onoff != 0 && l.Linger == 0 {
+		return disconnect(fd) == nil
+	}
+	return unix.Shutdown(fd, unix.SHUT_WR) == nil
+}
+
+// disconnect is connect(2) with AF_UNSPEC, which on a TCP socket resets
+// the connection as close(2) with SO_LINGER 0 does, and leaves the socket
+// closed (it then polls as hung up) but open.
+func disconnect(fd int) error {
+	sa := unix.RawSockaddr{Family: unix.AF_UNSPEC}
+	_, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // checkReleased closes released once neither our duplicate nor evio's fd
