@@ -21,8 +21,9 @@ import (
 
 // knownAsyncClose lists the hubs whose Close returns before the peer's
 // kernel has seen the close (none: evio's Close waits until its socket is
-// released, unless the socket cannot take more bytes, where net's kernel
-// would flush in the background). The fuzzer found the divergence with
+// released, unless evio holds output for a peer that does not read, which
+// net's kernel would flush in the background). The fuzzer found the
+// divergence with
 // testdata/fuzz/FuzzHubs/evio-close-with-unread-bytes: Close A; B writes; B
 // reads: EOF from net, ECONNRESET from a hub whose close came late.
 var knownAsyncClose = map[string]bool{}

@@ -206,5 +206,13 @@
 // kernel flushes its buffer after close(2); otherwise Close returns once
 // the socket is released (a peer's write right after it fails, as after
 // net's Close), while with a chunk held for a peer that does not read,
-// the socket lives until evio has written it.
+// the socket lives until evio has written it. evio closes a socket only
+// at an event of it, which a full send buffer gives only once the peer
+// reads: Close then first does what close(2) would (a unix socket shut
+// down both ways, a TCP one's FIN queued, or its RST sent by a
+// disconnect when it is to reset), which also gives evio its event
+// (TestCloseUnwritableUnix, TestCloseUnwritableTCP,
+// TestCloseUnwritableResetTCP). Bytes evio read but had not yet handed
+// over when the Close came make its close a reset, as those net's
+// kernel held would (TestCloseDuringReadResets).
 package evio
