@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/evhub/evhub/backends/evio"
 )
 
 func mustRaw(t *testing.T, c net.Conn) syscall.RawConn {
@@ -152,4 +156,33 @@ func TestCloseUnwritableResetTCP(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	assert.True(t, errors.Is(errno, syscall.ECONNRESET), "the peer's pending error is %v, not a reset", errno)
+}
+
+// TestHeldChunkThenEOF: when evio reads the peer's EOF, it has written the
+// chunk it held for the stream (it reads only with nothing to write), even
+// if the kick has not yet noticed: the stream must not wait for it any
+// more. A CloseWrite then sends the FIN at once instead of waiting, for
+// ever, for a drain nobody would report.
+func TestHeldChunkThenEOF(t *testing.T) {
+	checkClean(t)
+	var skip atomic.Bool
+	skip.Store(true)
+	t.Cleanup(evio.SkipDrainCheck(skip.Load)) // set before the hub opens
+	c, peer := smallPair(t)
+	p := make([]byte, 8<<20)
+	fillPattern(0, p)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	n, err := c.Write(p)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the small buffers took 8 MiB")
+	got := make([]byte, n)
+	_, err = io.ReadFull(peer, got)
+	require.NoError(t, err)
+	require.Equal(t, p[:n], got)
+	require.NoError(t, peer.(*net.TCPConn).CloseWrite())
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
+	_, err = peer.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the peer did not get the FIN")
 }

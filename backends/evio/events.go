@@ -158,7 +158,15 @@ func (sv *server) closedConn(c evio.Conn, err error) evio.Action {
 		return sv.idleAction()
 	}
 	sv.nstreams--
-	delete(sv.holders, st)
+	if _, held := sv.holders[st]; held {
+		// evio reads only once its output is written (a read of the EOF
+		// comes after the chunk went out), or closes at a write's error
+		// (the chunk is lost with the connection): either way it holds
+		// nothing more, and the stream must not wait for it (a deferred
+		// CloseWrite, a Write) before a salvage keeps it open.
+		delete(sv.holders, st)
+		st.drained()
+	}
 	delete(sv.dirty, st)
 	st.evioGone = true
 	if !st.openPosted && sv.lnClosed {

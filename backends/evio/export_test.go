@@ -93,3 +93,12 @@ func OnReadThenClose(f func()) (undo func()) {
 	}
 	return func() { afterRead = nil }
 }
+
+// SkipDrainCheck keeps the kick from noticing that evio has written the
+// output it holds for a stream while skip returns true, so that evio's
+// own close at the peer's EOF is the first to see it. It returns the
+// undo.
+func SkipDrainCheck(skip func() bool) (undo func()) {
+	skipDrainCheck = skip
+	return func() { skipDrainCheck = nil }
+}
