@@ -36,9 +36,7 @@ func (h *resetHandler) Data(s loop.Stream, p []byte) {
 		return
 	}
 	<-h.closing
-	h.control <- s.Control(func(fd uintptr) {
-		_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	})
+	h.control <- resetOnClose(s)
 }
 func (*resetHandler) Writable(loop.Stream)      {}
 func (*resetHandler) Closed(loop.Stream, error) {}
@@ -62,16 +60,8 @@ func TestDataHoldsDuplicate(t *testing.T) {
 		case <-time.After(300 * time.Millisecond): // the Close waits for the handler
 		}
 	})()
-	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
-	require.NoError(t, err)
-	defer ln.Close()
-	ln.SetAcceptPaused(false)
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer peer.Close()
-	require.NoError(t, peer.SetDeadline(time.Now().Add(10*time.Second)))
-	s := <-h.opened
-	_, err = peer.Write([]byte("unread"))
+	s, peer := serveOne(t, l, h, h.opened)
+	_, err := peer.Write([]byte("unread"))
 	require.NoError(t, err)
 	select {
 	case <-entered:
@@ -82,9 +72,7 @@ func TestDataHoldsDuplicate(t *testing.T) {
 	require.NoError(t, s.Close())
 	close(closed)
 	require.NoError(t, <-h.control, "the handler could not reach the socket")
-	_, err = peer.Read(make([]byte, 1))
-	var errno syscall.Errno
-	assert.True(t, errors.As(err, &errno) && errno == syscall.ECONNRESET, "the peer read %v, not a reset", err)
+	assertPeerReset(t, peer)
 }
 
 // lateHandler resets, as the scheduler does, a stream whose bytes reach
@@ -101,9 +89,7 @@ func (h *lateHandler) Opened(s loop.Stream) {
 
 func (h *lateHandler) Data(s loop.Stream, p []byte) {
 	if len(p) > 0 && h.closing.Load() {
-		_ = s.Control(func(fd uintptr) {
-			_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-		})
+		_ = resetOnClose(s)
 	}
 }
 func (*lateHandler) Writable(loop.Stream)      {}
@@ -119,15 +105,7 @@ func (*lateHandler) ListenerFailed(error)      {}
 func TestCloseDuringReadResets(t *testing.T) {
 	l := runningLoop(t)
 	h := &lateHandler{opened: make(chan loop.Stream, 1)}
-	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
-	require.NoError(t, err)
-	defer ln.Close()
-	ln.SetAcceptPaused(false)
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer peer.Close()
-	require.NoError(t, peer.SetDeadline(time.Now().Add(10*time.Second)))
-	s := <-h.opened
+	s, peer := serveOne(t, l, h, h.opened)
 	busy := make(chan struct{})
 	defer close(busy)
 	require.NoError(t, l.Post(func() { <-busy }))
@@ -136,7 +114,7 @@ func TestCloseDuringReadResets(t *testing.T) {
 		h.closing.Store(true)
 		go func() { closed <- s.Close() }()
 	})()
-	_, err = peer.Write([]byte("unread"))
+	_, err := peer.Write([]byte("unread"))
 	require.NoError(t, err)
 	select {
 	case err := <-closed:
@@ -144,7 +122,40 @@ func TestCloseDuringReadResets(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
 	}
-	_, err = peer.Read(make([]byte, 1))
+	assertPeerReset(t, peer)
+}
+
+// resetOnClose makes s's close a reset (SO_LINGER 0), as the scheduler
+// does for bytes nobody will read.
+func resetOnClose(s loop.Stream) error {
+	return s.Control(func(fd uintptr) {
+		_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	})
+}
+
+// serveOne serves h on l's 127.0.0.1, dials it, and returns the stream
+// opened reports and the peer (both closed by t's end).
+func serveOne(t *testing.T, l *evio.Loop, h loop.StreamHandler, opened <-chan loop.Stream) (loop.Stream, net.Conn) {
+	ln, err := l.ServeStream("tcp", "127.0.0.1:0", h)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	ln.SetAcceptPaused(false)
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = peer.Close() })
+	require.NoError(t, peer.SetDeadline(time.Now().Add(10*time.Second)))
+	select {
+	case s := <-opened:
+		return s, peer
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Opened")
+		return nil, nil
+	}
+}
+
+// assertPeerReset checks that peer's next read reports a reset.
+func assertPeerReset(t *testing.T, peer net.Conn) {
+	_, err := peer.Read(make([]byte, 1))
 	var errno syscall.Errno
 	assert.True(t, errors.As(err, &errno) && errno == syscall.ECONNRESET, "the peer read %v, not a reset", err)
 }
