@@ -13,7 +13,9 @@
 // with an HdrHistogram), the server's own CPU time per round trip (its
 // getrusage, sampled through a control pipe at the start and the end of the
 // measured window) and, for the idle workload, the server's RSS growth per
-// idle connection. Rows are interleaved and repeated; the median is quoted
+// idle connection, from a baseline read after a warm-up of 32 connections
+// served and closed (so that what the first connection costs once is not
+// counted per connection). Rows are interleaved and repeated; the median is quoted
 // and compared with the stdlib row and with the raw library the row is built
 // on.
 //

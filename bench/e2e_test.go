@@ -109,6 +109,11 @@ func TestEndToEnd(t *testing.T) {
 		if s.Workload == "idle-10000" {
 			assert.Equal(t, 200, s.Conns)
 			assert.Positive(t, s.RSSIdle)
+			// Both baselines are read: the fresh process's, then the
+			// warmed-up one the figure is measured from.
+			assert.Positive(t, s.RSSFresh)
+			assert.Positive(t, s.RSSBefore)
+			assert.InDelta(t, float64(s.RSSIdle-s.RSSBefore)/200, s.BytesPerConn, 1e-9)
 		}
 	}
 	g, ok := rep.result("pingpong-64", "gnet")

@@ -342,14 +342,32 @@ func readHTTPResponse(br *bufio.Reader) error {
 // idleParallel is how many connections the idle workload sets up at once.
 const idleParallel = 32
 
-// runIdle opens the connections a few at a time, echoes once on each so
-// the server has accepted and set it up, reports "idle N", and holds them
-// until "release" arrives on stdin (or IdleHold passes).
+// idleWarm is how many connections the idle workload serves and closes
+// before the server's baseline RSS is read.
+const idleWarm = idleParallel
+
+// runIdle first warms the server up: idleWarm connections, each echoed
+// once, closed, then "warm" on stdout and "go" awaited on stdin (the
+// runner reads the baseline meanwhile). It then opens the connections a
+// few at a time, echoes once on each so the server has accepted and set
+// it up, reports "idle N", and holds them until "release" arrives on
+// stdin (or IdleHold passes).
 func runIdle(spec LoadSpec, stdin io.Reader, stdout io.Writer, keep *[]net.Conn) (LoadResult, error) {
 	w := spec.Workload
-	t0 := time.Now()
+	hold := spec.IdleHold
+	if hold <= 0 {
+		hold = 2 * time.Minute
+	}
+	cmds := make(chan string)
+	go func() {
+		defer close(cmds)
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			cmds <- sc.Text()
+		}
+	}()
 	ping := bytes.Repeat([]byte{'i'}, w.Size)
-	conns, err := dialAll(spec.Addr, w.Conns, idleParallel, func(c net.Conn) error {
+	echoOnce := func(c net.Conn) error {
 		// A loopback echo takes microseconds; seconds mean the server is stuck
 		// (often out of fds), and the run fails soon rather than late.
 		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
@@ -361,37 +379,51 @@ func runIdle(spec LoadSpec, stdin io.Reader, stdout io.Writer, keep *[]net.Conn)
 			return err
 		}
 		return c.SetDeadline(time.Time{})
-	})
+	}
+	warm, err := dialAll(spec.Addr, idleWarm, idleParallel, echoOnce)
+	for _, c := range warm {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	fmt.Fprintln(stdout, "warm")
+	if err := awaitCmd(cmds, "go", hold); err != nil {
+		return LoadResult{}, err
+	}
+	t0 := time.Now()
+	conns, err := dialAll(spec.Addr, w.Conns, idleParallel, echoOnce)
 	*keep = conns
 	if err != nil {
 		return LoadResult{}, err
 	}
 	res := LoadResult{Conns: len(conns), Setup: time.Since(t0)}
 	fmt.Fprintf(stdout, "idle %d\n", len(conns))
-	hold := spec.IdleHold
-	if hold <= 0 {
-		hold = 2 * time.Minute
-	}
-	released := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() {
-			if sc.Text() == "release" {
-				released <- nil
-				return
-			}
-		}
-		released <- fmt.Errorf("stdin closed before release")
-	}()
-	select {
-	case err := <-released:
-		if err != nil {
-			return LoadResult{}, err
-		}
-	case <-time.After(hold):
-		return LoadResult{}, fmt.Errorf("not released within %v", hold)
+	if err := awaitCmd(cmds, "release", hold); err != nil {
+		return LoadResult{}, err
 	}
 	return res, nil
+}
+
+// awaitCmd waits for the line want among cmds (the runner's stdin), for
+// at most hold.
+func awaitCmd(cmds <-chan string, want string, hold time.Duration) error {
+	timeout := time.After(hold)
+	for {
+		select {
+		case cmd, ok := <-cmds:
+			if !ok {
+				return fmt.Errorf("stdin closed before %s", want)
+			}
+			if cmd == want {
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("no %s within %v", want, hold)
+		}
+	}
 }
 
 // dialAll opens n connections to addr, running each through setup if it is

@@ -50,7 +50,12 @@ type Sample struct {
 	ServerCPUFrac float64 `json:"server_cpu_frac,omitempty"`
 	LoadCPUFrac   float64 `json:"load_cpu_frac,omitempty"`
 	// Idle workload: server RSS before and with the idle connections, and
-	// the difference per connection.
+	// the difference per connection. The baseline is taken after a
+	// warm-up (idleWarm connections served and closed), so that what the
+	// first connection costs once (the code that serves it paged in, a
+	// ring's or a pool's first pages) is not counted per connection;
+	// RSSFresh is the process's RSS before the warm-up.
+	RSSFresh     int64   `json:"rss_fresh,omitempty"`
 	RSSBefore    int64   `json:"rss_before,omitempty"`
 	RSSIdle      int64   `json:"rss_idle,omitempty"`
 	BytesPerConn float64 `json:"bytes_per_idle_conn,omitempty"`
@@ -237,11 +242,11 @@ func runOne(ctx context.Context, cfg *Config, w Workload, s *Server) (Sample, er
 		return smp, fmt.Errorf("server %s: unexpected first line %q", s.Name, line)
 	}
 
-	var before Usage
+	var fresh, before Usage
 	if w.Mode == Idle {
-		// Let the fresh process settle before the baseline RSS.
+		// Let the fresh process settle before its RSS is read.
 		time.Sleep(200 * time.Millisecond)
-		if before, err = srv.usage(nil); err != nil {
+		if fresh, err = srv.usage(nil); err != nil {
 			return smp, err
 		}
 	}
@@ -269,6 +274,16 @@ func runOne(ctx context.Context, cfg *Config, w Workload, s *Server) (Sample, er
 		}
 		verb, rest, _ := strings.Cut(line, " ")
 		switch verb {
+		case "warm":
+			// The warm-up's connections are closed: let the server finish
+			// with them before the baseline.
+			time.Sleep(200 * time.Millisecond)
+			if before, err = srv.usage(ld); err != nil {
+				return smp, err
+			}
+			if err := ld.send("go"); err != nil {
+				return smp, err
+			}
 		case "connected":
 		case "start":
 			if u0, err = srv.usage(ld); err != nil {
@@ -294,7 +309,10 @@ func runOne(ctx context.Context, cfg *Config, w Workload, s *Server) (Sample, er
 			if n <= 0 {
 				return smp, fmt.Errorf("load generator: bad idle line %q", line)
 			}
-			smp.Conns, smp.RSSBefore, smp.RSSIdle = n, before.RSS, after.RSS
+			if before.RSS == 0 {
+				return smp, fmt.Errorf("load generator: idle before warm")
+			}
+			smp.Conns, smp.RSSFresh, smp.RSSBefore, smp.RSSIdle = n, fresh.RSS, before.RSS, after.RSS
 			smp.BytesPerConn = float64(after.RSS-before.RSS) / float64(n)
 			if err := ld.send("release"); err != nil {
 				return smp, err
