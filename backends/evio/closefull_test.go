@@ -165,10 +165,38 @@ func TestCloseUnwritableResetTCP(t *testing.T) {
 // ever, for a drain nobody would report.
 func TestHeldChunkThenEOF(t *testing.T) {
 	checkClean(t)
+	c, peer := heldChunkWritten(t)
+	require.NoError(t, peer.(*net.TCPConn).CloseWrite())
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err := c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
+	_, err = peer.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the peer did not get the FIN")
+}
+
+// TestCloseWriteAfterChunkWritten: a CloseWrite after evio has written
+// the chunk it held, before the kick has noticed, sends the FIN at once
+// (net's CloseWrite after its write returned does), instead of waiting
+// for the kick.
+func TestCloseWriteAfterChunkWritten(t *testing.T) {
+	checkClean(t)
+	c, peer := heldChunkWritten(t)
+	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
+	require.NoError(t, peer.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, err := peer.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the peer did not get the FIN")
+}
+
+// heldChunkWritten makes c's Write hand evio a chunk (its deadline
+// releases it while the small buffers are full), has the peer read every
+// byte c took, so that evio has written the chunk, and keeps the kick from
+// noticing that (SkipDrainCheck, set before the hub opens).
+func heldChunkWritten(t *testing.T) (c, peer net.Conn) {
 	var skip atomic.Bool
 	skip.Store(true)
-	t.Cleanup(evio.SkipDrainCheck(skip.Load)) // set before the hub opens
-	c, peer := smallPair(t)
+	t.Cleanup(evio.SkipDrainCheck(skip.Load))
+	c, peer = smallPair(t)
 	p := make([]byte, 8<<20)
 	fillPattern(0, p)
 	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
@@ -178,11 +206,27 @@ func TestHeldChunkThenEOF(t *testing.T) {
 	_, err = io.ReadFull(peer, got)
 	require.NoError(t, err)
 	require.Equal(t, p[:n], got)
+	return c, peer
+}
+
+// TestCloseWriteDetachedHeld: a stream detached at the peer's EOF whose
+// Write found the kernel full holds the rest until its socket is
+// writable; a CloseWrite meanwhile must send its FIN once that is
+// written, as it does while evio holds the chunk.
+func TestCloseWriteDetachedHeld(t *testing.T) {
+	checkClean(t)
+	c, peer := smallPair(t)
 	require.NoError(t, peer.(*net.TCPConn).CloseWrite())
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
-	_, err = c.Read(make([]byte, 1))
+	_, err := c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF)
+	p := make([]byte, 8<<20)
+	fillPattern(0, p)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	n, err := c.Write(p)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the small buffers took 8 MiB")
 	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
-	_, err = peer.Read(make([]byte, 1))
-	assert.ErrorIs(t, err, io.EOF, "the peer did not get the FIN")
+	got, err := io.ReadAll(peer)
+	require.NoError(t, err, "the peer did not get the FIN after the bytes")
+	require.Equal(t, p[:n], got)
 }

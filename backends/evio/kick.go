@@ -78,9 +78,16 @@ func (sv *server) applyLater(st *stream) {
 // sync waits until the evio goroutine has handled the events of its
 // current iteration (or the server has stopped). Not on the evio
 // goroutine.
-func (sv *server) sync() {
+func (sv *server) sync() { sv.run(func() {}) }
+
+// run runs fn on the evio goroutine and waits until it has run (or the
+// server has stopped). Not on the evio goroutine.
+func (sv *server) run(fn func()) {
 	done := make(chan struct{})
-	sv.exec(func() { close(done) })
+	sv.exec(func() {
+		fn()
+		close(done)
+	})
 	select {
 	case <-done:
 	case <-sv.done:
@@ -135,11 +142,7 @@ func (sv *server) onKick() ([]byte, evio.Action) {
 	if sv.checkNeeded && (skipDrainCheck == nil || !skipDrainCheck()) {
 		sv.checkNeeded = false
 		for st := range sv.holders {
-			if outLen(st.c) == 0 {
-				delete(sv.holders, st)
-				st.drained()
-				sv.dirty[st] = struct{}{} // evio re-armed reading when it drained
-			}
+			sv.checkDrained(st)
 		}
 	}
 	for st := range sv.dirty {
@@ -154,3 +157,13 @@ func (sv *server) onKick() ([]byte, evio.Action) {
 // skipDrainCheck, set only by tests, makes the kick's check of the streams
 // whose output evio holds wait while it returns true.
 var skipDrainCheck func() bool
+
+// checkDrained tells st that evio has written the output it held for it,
+// if so. Evio goroutine.
+func (sv *server) checkDrained(st *stream) {
+	if _, held := sv.holders[st]; held && outLen(st.c) == 0 {
+		delete(sv.holders, st)
+		st.drained()
+		sv.dirty[st] = struct{}{} // evio re-armed reading when it drained
+	}
+}

@@ -415,19 +415,33 @@ var afterWake func(sv *server)
 // held for the stream.
 func (st *stream) drained() {
 	st.mu.Lock()
-	st.held = false
 	st.freeChunkLocked() // evio copied it and has written it
+	st.unholdLocked()
+	st.mu.Unlock()
+	st.sv.postE(event{kind: evWritable, sv: st.sv, st: st})
+}
+
+// unholdLocked ends a hold: the chunk is written, Writes go to the kernel
+// again, and a CloseWrite made meanwhile sends its FIN now. st.mu held.
+func (st *stream) unholdLocked() {
+	st.held = false
 	if st.closeWriteDeferred && st.dfd >= 0 {
 		st.closeWriteDeferred = false
 		_ = unix.Shutdown(int(st.dfd), unix.SHUT_WR)
 	}
-	st.mu.Unlock()
-	st.sv.postE(event{kind: evWritable, sv: st.sv, st: st})
 }
 
 // CloseWrite sends EOF after the bytes taken so far (loop.Stream).
 func (st *stream) CloseWrite() error {
 	st.mu.Lock()
+	if st.held && !st.detached && !st.wrShut && !st.closeReq {
+		// evio may have written its chunk already, before the kick has
+		// looked: look now, so that the FIN goes out at once if so, as
+		// net's does once its write has returned.
+		st.mu.Unlock()
+		st.sv.run(func() { st.sv.checkDrained(st) })
+		st.mu.Lock()
+	}
 	defer st.mu.Unlock()
 	if st.closeReq || st.dfd < 0 {
 		return net.ErrClosed
@@ -818,7 +832,7 @@ func (st *stream) watchWritable() {
 			}
 		}
 		if ready {
-			st.held = false
+			st.unholdLocked()
 			st.watching = false
 		}
 		st.maybeCloseFD()
