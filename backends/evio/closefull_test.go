@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,9 +77,7 @@ func TestCloseUnwritableUnix(t *testing.T) {
 	got, err := io.ReadAll(peer)
 	require.NoError(t, err)
 	require.Len(t, got, total)
-	want := make([]byte, total)
-	fillPattern(0, want)
-	require.Equal(t, want, got)
+	requirePattern(t, got)
 }
 
 // smallPair is pair("tcp") with small buffers on both sides, which keep
@@ -121,9 +118,8 @@ func TestCloseUnwritableTCP(t *testing.T) {
 	closeReleases(t, c)
 	got, err := io.ReadAll(peer)
 	require.NoError(t, err)
-	want := make([]byte, total)
-	fillPattern(0, want)
-	require.Equal(t, want, got)
+	require.Len(t, got, total)
+	requirePattern(t, got)
 }
 
 // TestCloseUnwritableResetTCP: Close of a TCP conn with bytes unread and a
@@ -193,17 +189,11 @@ func TestCloseWriteAfterChunkWritten(t *testing.T) {
 // byte c took, so that evio has written the chunk, and keeps the kick from
 // noticing that (SkipDrainCheck, set before the hub opens).
 func heldChunkWritten(t *testing.T) (c, peer net.Conn) {
-	var skip atomic.Bool
-	skip.Store(true)
-	t.Cleanup(evio.SkipDrainCheck(skip.Load))
+	t.Cleanup(evio.SkipDrainCheck()) // runs after the hub's close
 	c, peer = smallPair(t)
-	p := make([]byte, 8<<20)
-	fillPattern(0, p)
-	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
-	n, err := c.Write(p)
-	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the small buffers took 8 MiB")
+	p, n := writeUntilDeadline(t, c)
 	got := make([]byte, n)
-	_, err = io.ReadFull(peer, got)
+	_, err := io.ReadFull(peer, got)
 	require.NoError(t, err)
 	require.Equal(t, p[:n], got)
 	return c, peer
@@ -220,13 +210,28 @@ func TestCloseWriteDetachedHeld(t *testing.T) {
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err := c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF)
+	p, n := writeUntilDeadline(t, c)
+	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
+	got, err := io.ReadAll(peer)
+	require.NoError(t, err, "the peer did not get the FIN after the bytes")
+	require.Equal(t, p[:n], got)
+}
+
+// writeUntilDeadline writes 8 MiB of the pattern to c, whose small
+// buffers fill first, until a deadline 50 ms on releases the write; it
+// returns what it wrote and how many bytes c took.
+func writeUntilDeadline(t *testing.T, c net.Conn) ([]byte, int) {
 	p := make([]byte, 8<<20)
 	fillPattern(0, p)
 	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
 	n, err := c.Write(p)
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the small buffers took 8 MiB")
-	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
-	got, err := io.ReadAll(peer)
-	require.NoError(t, err, "the peer did not get the FIN after the bytes")
-	require.Equal(t, p[:n], got)
+	return p, n
+}
+
+// requirePattern checks that got is the pattern's first len(got) bytes.
+func requirePattern(t *testing.T, got []byte) {
+	want := make([]byte, len(got))
+	fillPattern(0, want)
+	require.Equal(t, want, got)
 }

@@ -108,13 +108,10 @@ func (sv *server) data(c evio.Conn, in []byte) (out []byte, action evio.Action) 
 		// later Wake answered with None would cancel the close.
 		action = evio.Close
 		st.closeHanded = true
-		if st.inflight.Load() > 0 {
-			// A Close came while this event read: its bytes are not
-			// handed over, and evio closes before they are (the fd the
-			// handler could reset through is gone by then), so they are
-			// unread, as for requestClose.
-			st.resetOnCloseLocked()
-		}
+		// A Close that came while this event read: its bytes are not
+		// handed over, and evio closes before they are (the fd the
+		// handler could reset through is gone by then).
+		st.resetIfInFlightLocked()
 	}
 	st.mu.Unlock()
 	if (out != nil || action != evio.None) && st.paused() {

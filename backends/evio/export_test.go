@@ -95,10 +95,9 @@ func OnReadThenClose(f func()) (undo func()) {
 }
 
 // SkipDrainCheck keeps the kick from noticing that evio has written the
-// output it holds for a stream while skip returns true, so that evio's
-// own close at the peer's EOF is the first to see it. It returns the
-// undo.
-func SkipDrainCheck(skip func() bool) (undo func()) {
-	skipDrainCheck = skip
-	return func() { skipDrainCheck = nil }
+// output it holds for a stream. Set it before the hub opens, undo it
+// after the hub closed.
+func SkipDrainCheck() (undo func()) {
+	skipDrainCheck = true
+	return func() { skipDrainCheck = false }
 }

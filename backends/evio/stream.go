@@ -710,14 +710,19 @@ func (st *stream) requestClose() {
 	}
 	st.mu.Lock()
 	st.closeReq = true
-	if st.inflight.Load() > 0 {
-		// evio has read bytes not yet handed over: nobody will read
-		// them. (The scheduler's Close waits for the bytes handed over
-		// before it, and resets for those it holds or gets after it.)
-		st.resetOnCloseLocked()
-	}
+	// (The scheduler's Close waits for the bytes handed over before it,
+	// and resets for those it holds or gets after it.)
+	st.resetIfInFlightLocked()
 	st.mu.Unlock()
 	st.handOut() // the Data event returns evio.Close
+}
+
+// resetIfInFlightLocked makes the close a reset if evio has read bytes
+// not yet handed over: nobody will read them. st.mu held.
+func (st *stream) resetIfInFlightLocked() {
+	if st.inflight.Load() > 0 {
+		st.resetOnCloseLocked()
+	}
 }
 
 // resetOnCloseLocked makes the socket's close a reset (SO_LINGER 0), as
